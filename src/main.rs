@@ -1,1 +1,298 @@
-fn main() {}
+//! The `postdesk` binary: parses the command line, loads the config, wires the parts and runs
+//! the command. Business rules live in the library.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+
+use postdesk::config::{self, Config, LogFormat, SourceKind};
+use postdesk::intake::maildir::{self, Maildir};
+use postdesk::model::{TicketStatus, TrackingId};
+use postdesk::store::TicketFilter;
+use postdesk::{app, cli, secret};
+
+/// postdesk: a mail-to-ticket gateway.
+#[derive(Debug, Parser)]
+#[command(name = "postdesk", version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "POSTDESK_CONFIG",
+        default_value = "config.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: take in mail, keep the tickets, send the mails.
+    Run,
+    /// Ingest one message from standard input (for an MTA pipe). Exit 0 once stored, 75 on a
+    /// transient failure so that the MTA tries again.
+    Deliver,
+    /// Look at tickets.
+    Tickets {
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
+    /// Mail that could not be handled, kept raw.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TicketsCommand {
+    /// List tickets, newest first.
+    List {
+        /// Only tickets with this status (new, waiting_reply, replied, in_progress, on_hold, resolved).
+        #[arg(long, value_parser = parse_status)]
+        status: Option<TicketStatus>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one ticket with its whole thread.
+    Show {
+        /// The tracking ID (XXX-XXX-XXXX).
+        #[arg(value_parser = parse_tracking_id)]
+        id: TrackingId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined mail with the reasons.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_status(text: &str) -> Result<TicketStatus, String> {
+    TicketStatus::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = TicketStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown status; use one of {}", names.join(", "))
+    })
+}
+
+fn parse_tracking_id(text: &str) -> Result<TrackingId, String> {
+    TrackingId::parse(text).ok_or_else(|| "not a tracking ID; expected XXX-XXX-XXXX".to_string())
+}
+
+/// `EX_TEMPFAIL` from sysexits.h: the MTA keeps the mail and tries again.
+const EX_TEMPFAIL: u8 = 75;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let deliver = matches!(cli.command, Command::Deliver);
+    match run_command(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("postdesk: {error:#}");
+            // Whatever kept `deliver` from storing the mail, the MTA must keep it.
+            ExitCode::from(if deliver { EX_TEMPFAIL } else { 1 })
+        }
+    }
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    config::load(path, config::environment())
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) is harmless: keep the first.
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(&cli.config)?;
+    init_logging(&config);
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Run => run_daemon(&config),
+        Command::Deliver => deliver(&config),
+        Command::Tickets {
+            command: TicketsCommand::List { status, json },
+        } => {
+            let store = app::open_store(&config)?;
+            let tickets = store.list_tickets(&TicketFilter {
+                status,
+                ..TicketFilter::default()
+            })?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &tickets)?;
+                writeln_ok(&mut out)
+            } else {
+                Ok(cli::print_ticket_table(&mut out, &tickets)?)
+            }
+        }
+        Command::Tickets {
+            command: TicketsCommand::Show { id, json },
+        } => {
+            let store = app::open_store(&config)?;
+            let ticket = store
+                .ticket_by_tracking_id(&id)?
+                .with_context(|| format!("no ticket {id}"))?;
+            let thread = store.thread(&id, true)?;
+            if json {
+                serde_json::to_writer_pretty(
+                    &mut out,
+                    &cli::TicketWithThread {
+                        ticket: &ticket,
+                        messages: &thread,
+                    },
+                )?;
+                writeln_ok(&mut out)
+            } else {
+                Ok(cli::print_ticket(&mut out, &ticket, &thread)?)
+            }
+        }
+        Command::Quarantine {
+            command: QuarantineCommand::List { json },
+        } => {
+            let mails = app::open_store(&config)?.quarantined()?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &mails)?;
+                writeln_ok(&mut out)
+            } else {
+                Ok(cli::print_quarantine(&mut out, &mails)?)
+            }
+        }
+    }
+}
+
+fn writeln_ok(out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    writeln!(out)?;
+    Ok(())
+}
+
+fn deliver(config: &Config) -> anyhow::Result<()> {
+    let secret = secret::load_or_create(&config.general.secret_file)?;
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut raw)
+        .context("while reading the mail from standard input")?;
+    let mut intake = app::intake(config, &secret)?;
+    let outcome = intake.process(&raw, "stdin", app::now_ms())?;
+    println!("{}", serde_json::to_string(&outcome)?);
+    // Send what this mail queued right away; a failure leaves it queued for the daemon.
+    if outcome.queued > 0 {
+        if let Err(error) = app::worker(config).and_then(|mut w| w.send_due(app::now_ms())) {
+            error!(error = %format!("{error:#}"), "Queued mail not sent yet; the daemon will retry");
+        }
+    }
+    Ok(())
+}
+
+fn run_daemon(config: &Config) -> anyhow::Result<()> {
+    let secret = secret::load_or_create(&config.general.secret_file)?;
+    if config.source.kind != SourceKind::Maildir {
+        anyhow::bail!(
+            "[source] kind = \"imap\" is not available in this build yet; use kind = \"maildir\""
+        );
+    }
+    let maildir = Maildir::open(&config.source.path)
+        .with_context(|| format!("while opening the Maildir {}", config.source.path.display()))?;
+    let mut intake = app::intake(config, &secret)?;
+    let mut worker = app::worker(config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (wake, woken) = mpsc::channel::<()>();
+
+    let intake_stop = stop.clone();
+    let intake_thread = std::thread::Builder::new().name("intake".into()).spawn(move || {
+        while !intake_stop.load(Ordering::Relaxed) {
+            match maildir::drain(&maildir, &mut intake, &intake_stop, app::now_ms) {
+                Ok(outcomes) => {
+                    if outcomes.iter().any(|o| o.queued > 0) {
+                        let _ = wake.send(());
+                    }
+                }
+                Err(error) => {
+                    error!(error = %error, "Intake failed; the mail stays in new/ and is retried in 5 s");
+                    sleep_unless_stopped(&intake_stop, Duration::from_secs(5));
+                }
+            }
+            sleep_unless_stopped(&intake_stop, Duration::from_millis(200));
+        }
+    })?;
+
+    let worker_stop = stop.clone();
+    let worker_thread = std::thread::Builder::new()
+        .name("outbox".into())
+        .spawn(move || loop {
+            if let Err(error) = worker.send_due(app::now_ms()) {
+                error!(error = %format!("{error:#}"), "Outbox pass failed; retrying");
+            }
+            if worker_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let _ = woken.recv_timeout(Duration::from_secs(1));
+        })?;
+
+    info!(maildir = %config.source.path.display(), outbox = %config.smtp.dir.display(), "postdesk is running");
+    wait_for_signal()?;
+    info!("Shutting down: finishing the mail in hand");
+    stop.store(true, Ordering::Relaxed);
+    let _ = intake_thread.join();
+    let _ = worker_thread.join();
+    info!("Stopped");
+    Ok(())
+}
+
+fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
+    let step = Duration::from_millis(50);
+    let mut slept = Duration::ZERO;
+    while slept < total && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(step);
+        slept += step;
+    }
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await
+    })?;
+    Ok(())
+}

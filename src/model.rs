@@ -77,7 +77,11 @@ impl EmailAddress {
     /// Normalises an address (trim, strip angle brackets, lower-case). Returns `None` for
     /// text that cannot be an address (empty, no `@`, whitespace or control characters).
     pub fn parse(input: &str) -> Option<EmailAddress> {
-        let trimmed = input.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        let trimmed = input
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
         let (local, domain) = trimmed.rsplit_once('@')?;
         let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == '<' || c == '>';
         if local.is_empty() || domain.is_empty() || trimmed.chars().any(bad_char) {
@@ -309,4 +313,125 @@ pub struct InboundMail {
     pub bounce: Option<BounceInfo>,
     /// `Authentication-Results` header values, as found (for agent authentication).
     pub authentication_results: Vec<String>,
+}
+
+/// The mails postdesk sends, one template each (per language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Template {
+    /// To the customer: a new ticket was opened.
+    TicketReceived,
+    /// To the customer: an agent answered.
+    StaffReply,
+    /// To the customer: the ticket was resolved.
+    TicketClosed,
+    /// To the agents: a new ticket was opened.
+    AgentNewTicket,
+    /// To the agents: the customer wrote again.
+    AgentCustomerReply,
+    /// To a human sender: the mail was over the size limit and was not processed.
+    MessageTooLarge,
+}
+
+impl Template {
+    /// Every template.
+    pub const ALL: [Template; 6] = [
+        Template::TicketReceived,
+        Template::StaffReply,
+        Template::TicketClosed,
+        Template::AgentNewTicket,
+        Template::AgentCustomerReply,
+        Template::MessageTooLarge,
+    ];
+
+    /// The template's file stem and stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Template::TicketReceived => "ticket_received",
+            Template::StaffReply => "staff_reply",
+            Template::TicketClosed => "ticket_closed",
+            Template::AgentNewTicket => "agent_new_ticket",
+            Template::AgentCustomerReply => "agent_customer_reply",
+            Template::MessageTooLarge => "message_too_large",
+        }
+    }
+
+    /// The inverse of [`Template::as_str`].
+    pub fn parse(text: &str) -> Option<Template> {
+        Template::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// Automatic mails answer a mail without a human deciding to: they carry
+    /// `Auto-Submitted: auto-replied`, are rate-limited per address and never go to robots.
+    pub fn is_automatic(self) -> bool {
+        matches!(
+            self,
+            Template::TicketReceived | Template::TicketClosed | Template::MessageTooLarge
+        )
+    }
+}
+
+/// A ticket as shown to operators and scripts (`tickets list/show --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ticket {
+    /// The tracking ID.
+    pub tracking_id: TrackingId,
+    /// The sequential ticket number.
+    pub number: i64,
+    /// The subject.
+    pub subject: String,
+    /// The customer's address.
+    pub customer_email: String,
+    /// The customer's display name.
+    pub customer_name: String,
+    /// The status.
+    pub status: TicketStatus,
+    /// The language customer mails use.
+    pub language: String,
+    /// When it was opened.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When anything last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Who wrote last: `customer` or an agent's display name.
+    pub last_replier: Option<String>,
+    /// When an agent last replied to the customer.
+    pub last_agent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the customer last wrote.
+    pub last_customer_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Who closed it (`agent`, `auto`, `customer`, `cli`), while resolved.
+    pub closed_by: Option<String>,
+    /// The earlier, closed ticket this one continues, if any.
+    pub previous_tracking_id: Option<String>,
+}
+
+/// One attachment of a stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachmentInfo {
+    /// The file name.
+    pub name: String,
+    /// The size in bytes.
+    pub size: i64,
+    /// The MIME type.
+    pub content_type: String,
+    /// Content hash of the stored file; `None` when the attachment was dropped.
+    pub sha256: Option<String>,
+    /// Why the attachment was not stored, if it was dropped.
+    pub dropped_reason: Option<String>,
+}
+
+/// One entry of a ticket's thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadMessage {
+    /// What the entry is.
+    pub kind: MessageKind,
+    /// The author's address.
+    pub from: String,
+    /// The author's display name.
+    pub from_name: String,
+    /// The text a person wrote (quoted history stripped).
+    pub text: String,
+    /// When it was stored.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Attachments.
+    pub attachments: Vec<AttachmentInfo>,
 }

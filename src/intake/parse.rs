@@ -1,0 +1,927 @@
+//! Raw RFC 5322 bytes → [`InboundMail`]: the one place that knows mail-parser.
+//!
+//! Invariants:
+//! - Pure: no I/O, no clock, no logging; the same bytes always give the same value.
+//! - Never panics, whatever the input (binary junk, truncated MIME, CR-only line ends,
+//!   8-bit or huge headers). Slicing goes through `get`, and the whole parse runs under
+//!   `catch_unwind` as a last line of defence against a bug in the MIME library.
+//! - Header facts (IDs, addresses, signals) come from the top-level header block only;
+//!   where a header occurs twice, the first occurrence wins.
+//! - `dedupe_key` is computed from the bytes exactly as received, so [`parse`] and
+//!   [`parse_headers_only`] give the same key for the same message.
+
+mod bounce;
+mod html;
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::{
+    Addr, Encoding, HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
+use sha2::{Digest, Sha256};
+
+use crate::model::{AutoSignals, EmailAddress, InboundAttachment, InboundMail, Mailbox};
+
+/// How much of an oversized message [`parse_headers_only`] reads at most.
+pub const HEADER_BLOCK_LIMIT: usize = 256 * 1024;
+
+/// Longest attachment file name kept, in characters.
+const MAX_ATTACHMENT_NAME_CHARS: usize = 200;
+
+/// Why a byte string could not be read as a mail at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Empty input, or no header block mail-parser accepts with at least one standard
+    /// header field (binary junk ends here).
+    #[error("not a mail: no recognisable header block")]
+    NotAMail,
+    /// The MIME library panicked on this input; the message should be quarantined.
+    #[error("the MIME parser failed on this input")]
+    ParserFailed,
+}
+
+/// Parses a complete message: headers, body text (text/plain, else converted from HTML),
+/// attachments, auto-reply signals and bounce facts.
+pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
+    guarded(|| {
+        let prepared = prepare(raw);
+        let message = MessageParser::default()
+            .parse(prepared.as_slice())
+            .ok_or(ParseError::NotAMail)?;
+        ensure_has_standard_header(&message)?;
+        let mut mail = header_facts(&message, raw);
+        mail.text = body_text(&message);
+        mail.attachments = attachments(&message);
+        mail.bounce = bounce::extract(
+            &message,
+            mail.signals.report_type.as_deref(),
+            mail.signals.from_address.as_ref(),
+            &mail.text,
+        );
+        Ok(mail)
+    })
+}
+
+/// For a message over the size limit: parses only the header block (cut at the first empty
+/// line, and at most [`HEADER_BLOCK_LIMIT`] bytes) so the sender, subject, Message-ID and
+/// signals are known without reading the body. Body text and attachments are empty, and
+/// `bounce` is `None` (the report parts are in the body).
+pub fn parse_headers_only(raw: &[u8]) -> Result<InboundMail, ParseError> {
+    guarded(|| {
+        let prefix = raw.get(..HEADER_BLOCK_LIMIT).unwrap_or(raw);
+        let block = header_block(&prepare(prefix));
+        let message = MessageParser::default()
+            .parse_headers(block.as_slice())
+            .ok_or(ParseError::NotAMail)?;
+        ensure_has_standard_header(&message)?;
+        Ok(header_facts(&message, raw))
+    })
+}
+
+/// The content hash used as dedupe key when a mail has no Message-ID: `sha256:<hex>`.
+pub fn content_hash(raw: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(raw))
+}
+
+/// Runs `work`, turning a panic into [`ParseError::ParserFailed`].
+fn guarded(
+    work: impl FnOnce() -> Result<InboundMail, ParseError>,
+) -> Result<InboundMail, ParseError> {
+    // The closure only reads its input and builds owned values, so no broken state can be
+    // observed after an unwind.
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or(Err(ParseError::ParserFailed))
+}
+
+/// Repairs framing problems mail-parser does not handle: blank or space-only lines before
+/// the headers (it would read them as an empty header block), an mbox `From ` envelope line,
+/// and CR-only line ends (old Mac), which it would read as one long line.
+fn prepare(raw: &[u8]) -> Vec<u8> {
+    let first_visible = raw
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(raw.len());
+    let raw = raw.get(first_visible..).unwrap_or_default();
+    let without_envelope = if raw.starts_with(b"From ") {
+        raw.iter()
+            .position(|&b| b == b'\n')
+            .and_then(|newline| raw.get(newline + 1..))
+            .unwrap_or_default()
+    } else {
+        raw
+    };
+    if without_envelope.contains(&b'\n') {
+        return without_envelope.to_vec();
+    }
+    without_envelope
+        .iter()
+        .map(|&b| if b == b'\r' { b'\n' } else { b })
+        .collect()
+}
+
+/// The header block of `rest` (already through [`prepare`]) up to and including its first
+/// empty line, always ending with a blank line (mail-parser drops an ID header that is not
+/// terminated by a line break).
+fn header_block(rest: &[u8]) -> Vec<u8> {
+    let end = rest
+        .windows(2)
+        .position(|pair| pair == b"\n\n")
+        .map(|at| at + 2)
+        .into_iter()
+        .chain(
+            rest.windows(3)
+                .position(|triple| triple == b"\n\r\n")
+                .map(|at| at + 3),
+        )
+        .min()
+        .unwrap_or(rest.len());
+    let mut block = rest.get(..end).unwrap_or(rest).to_vec();
+    if !block.ends_with(b"\n\n") && !block.ends_with(b"\n\r\n") {
+        block.extend_from_slice(b"\n\n");
+    }
+    block
+}
+
+/// Rejects input in which mail-parser found only unknown header names: that is what binary
+/// junk or a text file looks like, and routing such a "mail" would be meaningless.
+fn ensure_has_standard_header(message: &Message<'_>) -> Result<(), ParseError> {
+    let root_headers = message.parts.first().map(|root| root.headers.as_slice());
+    let has_standard = root_headers
+        .unwrap_or_default()
+        .iter()
+        .any(|header| !header.name.is_other());
+    if has_standard {
+        Ok(())
+    } else {
+        Err(ParseError::NotAMail)
+    }
+}
+
+/// Everything that comes from the top-level header block. Body fields are left empty.
+fn header_facts(message: &Message<'_>, raw: &[u8]) -> InboundMail {
+    let from = first_mailbox(message, &HeaderName::From);
+    let reply_to = first_mailbox(message, &HeaderName::ReplyTo).map(|mut reply_to| {
+        // "Reply-To: same@address" without a name should not lose the From display name.
+        if let Some(from) = from.as_ref().filter(|f| f.email == reply_to.email) {
+            if reply_to.name.is_empty() {
+                reply_to.name = from.name.clone();
+            }
+        }
+        reply_to
+    });
+    let message_id = header_values(message, "Message-ID")
+        .into_iter()
+        .find_map(|value| single_message_id(&value));
+    let dedupe_key = message_id.clone().unwrap_or_else(|| content_hash(raw));
+
+    InboundMail {
+        dedupe_key,
+        message_id,
+        sender: reply_to.or_else(|| from.clone()),
+        recipients: recipients(message),
+        subject: subject(message),
+        text: String::new(),
+        in_reply_to: header_values(message, "In-Reply-To")
+            .iter()
+            .flat_map(|value| ids_in(value))
+            .collect(),
+        references: header_values(message, "References")
+            .iter()
+            .flat_map(|value| ids_in(value))
+            .collect(),
+        date: date(message),
+        attachments: Vec::new(),
+        signals: signals(message, from.as_ref()),
+        bounce: None,
+        authentication_results: header_values(message, "Authentication-Results"),
+        from,
+    }
+}
+
+/// The top-level headers, in order.
+fn root_headers<'m>(message: &'m Message<'_>) -> impl Iterator<Item = &'m mail_parser::Header<'m>> {
+    message
+        .parts
+        .first()
+        .map(|root| root.headers.as_slice())
+        .unwrap_or_default()
+        .iter()
+}
+
+/// All values of a top-level header (name compared case-insensitively) as raw text:
+/// unfolded, control characters turned into spaces, trimmed.
+fn header_values(message: &Message<'_>, name: &str) -> Vec<String> {
+    root_headers(message)
+        .filter(|header| header.name.as_str().eq_ignore_ascii_case(name))
+        .filter_map(|header| {
+            let bytes = message
+                .raw_message
+                .get(header.offset_start as usize..header.offset_end as usize)?;
+            Some(unfold(&String::from_utf8_lossy(bytes)))
+        })
+        .collect()
+}
+
+/// Removes line breaks, turns other control characters into spaces, trims.
+fn unfold(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// The first value of a header, lower-case, when present and not empty.
+fn lower_value(message: &Message<'_>, name: &str) -> Option<String> {
+    header_values(message, name)
+        .into_iter()
+        .next()
+        .map(|value| value.to_lowercase())
+        .filter(|value| !value.is_empty())
+}
+
+/// Message-IDs in a header value, without brackets, in order. Values written without
+/// angle brackets (broken clients) are accepted when they look like `local@domain`.
+pub(super) fn ids_in(value: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut rest = value;
+    while let Some((_, after_open)) = rest.split_once('<') {
+        let Some((inner, after_close)) = after_open.split_once('>') else {
+            break;
+        };
+        let id: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
+        if !id.is_empty() && !ids.contains(&id) {
+            ids.push(id);
+        }
+        rest = after_close;
+    }
+    if ids.is_empty() {
+        for token in value.split(|c: char| c.is_whitespace() || c == ',') {
+            let token = token.trim_matches(['<', '>']);
+            if token.contains('@') && !ids.iter().any(|id| id == token) {
+                ids.push(token.to_string());
+            }
+        }
+    }
+    ids
+}
+
+/// The Message-ID of one header value: the first bracketed ID, else the bare token.
+fn single_message_id(value: &str) -> Option<String> {
+    if let Some(id) = ids_in(value).into_iter().next() {
+        return Some(id);
+    }
+    let bare = value.trim().trim_matches(['<', '>']).trim();
+    (!bare.is_empty() && !bare.contains(char::is_whitespace)).then(|| bare.to_string())
+}
+
+/// The first mailbox of the first header `name` whose address parses (groups included).
+fn first_mailbox(message: &Message<'_>, name: &HeaderName<'_>) -> Option<Mailbox> {
+    let header = root_headers(message).find(|header| &header.name == name)?;
+    header.value.as_address()?.iter().find_map(mailbox)
+}
+
+fn mailbox(addr: &Addr<'_>) -> Option<Mailbox> {
+    let email = EmailAddress::parse(addr.address.as_deref()?)?;
+    let name = clean_display_name(addr.name.as_deref().unwrap_or_default());
+    Some(Mailbox { email, name })
+}
+
+/// A decoded display name made safe to show and to put back into a header.
+fn clean_display_name(name: &str) -> String {
+    let single_line = collapse_whitespace(name);
+    let unquoted = ['"', '\'']
+        .iter()
+        .find_map(|quote| {
+            single_line
+                .strip_prefix(*quote)
+                .and_then(|inner| inner.strip_suffix(*quote))
+        })
+        .unwrap_or(&single_line);
+    unquoted.trim().to_string()
+}
+
+/// Collapses every run of whitespace into one space, drops other control characters, trims.
+fn collapse_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            pending_space = true;
+        } else if !c.is_control() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `To` and `Cc` addresses, every occurrence, in order, without duplicates.
+fn recipients(message: &Message<'_>) -> Vec<EmailAddress> {
+    let mut addresses: Vec<EmailAddress> = Vec::new();
+    let headers = root_headers(message)
+        .filter(|header| matches!(header.name, HeaderName::To | HeaderName::Cc));
+    for address in headers.filter_map(|header| header.value.as_address()) {
+        for email in address
+            .iter()
+            .filter_map(|addr| EmailAddress::parse(addr.address.as_deref()?))
+        {
+            if !addresses.contains(&email) {
+                addresses.push(email);
+            }
+        }
+    }
+    addresses
+}
+
+/// The decoded subject on one line; empty when missing.
+fn subject(message: &Message<'_>) -> String {
+    root_headers(message)
+        .find(|header| header.name == HeaderName::Subject)
+        .and_then(|header| header.value.as_text())
+        .map(collapse_whitespace)
+        .unwrap_or_default()
+}
+
+/// The first valid `Date` header as unix seconds.
+fn date(message: &Message<'_>) -> Option<i64> {
+    root_headers(message)
+        .filter(|header| header.name == HeaderName::Date)
+        .filter_map(|header| header.value.as_datetime())
+        .find(|date| date.is_valid())
+        .map(|date| date.to_timestamp())
+}
+
+fn signals(message: &Message<'_>, from: Option<&Mailbox>) -> AutoSignals {
+    let present = |name: &str| !header_values(message, name).is_empty();
+    let top_type = message.parts.first().and_then(lower_content_type);
+    AutoSignals {
+        auto_submitted: lower_value(message, "Auto-Submitted"),
+        precedence: lower_value(message, "Precedence"),
+        x_autoreply: header_values(message, "X-Autoreply")
+            .iter()
+            .any(|value| !value.eq_ignore_ascii_case("no")),
+        x_autorespond: present("X-Autorespond"),
+        x_auto_response_suppress: lower_value(message, "X-Auto-Response-Suppress"),
+        list_id: present("List-Id"),
+        list_unsubscribe: present("List-Unsubscribe"),
+        null_return_path: header_values(message, "Return-Path").iter().any(|value| {
+            value
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .eq("<>".chars())
+        }),
+        report_type: if top_type.as_deref() == Some("multipart/report") {
+            content_type_attribute(message.parts.first(), "report-type")
+        } else {
+            None
+        },
+        from_address: from.map(|mailbox| mailbox.email.clone()),
+    }
+}
+
+/// A part's `type/subtype`, lower-case, when it has a Content-Type header.
+pub(super) fn lower_content_type(part: &MessagePart<'_>) -> Option<String> {
+    let content_type = part.content_type()?;
+    let main = content_type.ctype().trim().to_ascii_lowercase();
+    let sub = content_type
+        .subtype()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "octet-stream".to_string());
+    let token_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    };
+    (token_ok(&main) && token_ok(&sub)).then(|| format!("{main}/{sub}"))
+}
+
+/// A Content-Type parameter, lower-case and trimmed (names compared case-insensitively).
+fn content_type_attribute(part: Option<&MessagePart<'_>>, name: &str) -> Option<String> {
+    part?
+        .content_type()?
+        .attributes()?
+        .iter()
+        .find(|attribute| attribute.name.eq_ignore_ascii_case(name))
+        .map(|attribute| attribute.value.trim().to_lowercase())
+        .filter(|value| !value.is_empty())
+}
+
+/// The body text: every text/plain body part, or when there is none every HTML body part
+/// converted to text; line ends normalised to `\n`, trailing whitespace trimmed.
+///
+/// All body parts are joined (not only the first) because Apple Mail splits the text around
+/// an inline image into several parts, and the second half is still the customer's words.
+fn body_text(message: &Message<'_>) -> String {
+    let body_parts: Vec<&MessagePart<'_>> = message
+        .text_body
+        .iter()
+        .filter_map(|&id| message.parts.get(id as usize))
+        .collect();
+    let plain: Vec<&str> = body_parts
+        .iter()
+        .filter_map(|part| match &part.body {
+            PartType::Text(text) => Some(text.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let joined = if plain.is_empty() {
+        body_parts
+            .iter()
+            .filter_map(|part| match &part.body {
+                PartType::Html(html) => Some(html::html_to_text(html)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        plain.join("\n")
+    };
+    joined
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .trim_end()
+        .to_string()
+}
+
+/// Every attachment part except the text and HTML parts used as the body.
+fn attachments(message: &Message<'_>) -> Vec<InboundAttachment> {
+    let body_ids: HashSet<u32> = message
+        .text_body
+        .iter()
+        .chain(message.html_body.iter())
+        .copied()
+        .collect();
+    // mail-parser also lists inline images among the body parts (as JMAP does); only the
+    // text and HTML parts shown as the body are left out here.
+    message
+        .attachments
+        .iter()
+        .filter_map(|&id| Some((id, message.parts.get(id as usize)?)))
+        .filter(|(id, part)| {
+            let is_text = matches!(part.body, PartType::Text(_) | PartType::Html(_));
+            !(is_text && body_ids.contains(id))
+        })
+        .map(|(_, part)| part)
+        .enumerate()
+        .map(|(index, part)| {
+            let content_type = lower_content_type(part).unwrap_or_else(|| default_type(part));
+            let name = part
+                .attachment_name()
+                .and_then(sanitise_file_name)
+                .unwrap_or_else(|| generated_name(index + 1, &content_type));
+            InboundAttachment {
+                name,
+                content: attachment_bytes(message, part),
+                content_type,
+            }
+        })
+        .collect()
+}
+
+/// The type to record for a part without a usable Content-Type header.
+fn default_type(part: &MessagePart<'_>) -> String {
+    match part.body {
+        PartType::Message(_) => "message/rfc822",
+        PartType::Text(_) => "text/plain",
+        PartType::Html(_) => "text/html",
+        _ => "application/octet-stream",
+    }
+    .to_string()
+}
+
+/// The decoded bytes of an attachment as the sender attached them.
+///
+/// mail-parser hands text parts over already converted to UTF-8 (from the declared charset,
+/// or lossily when none was declared), which would corrupt a windows-1251 `.txt` or `.csv`
+/// file; so for text parts and returned messages the transfer encoding is undone here on
+/// the raw bytes instead. When that fails the library's version is kept.
+fn attachment_bytes(message: &Message<'_>, part: &MessagePart<'_>) -> Vec<u8> {
+    let is_text_or_message = matches!(
+        part.body,
+        PartType::Text(_) | PartType::Html(_) | PartType::Message(_)
+    );
+    if is_text_or_message {
+        let raw_body = message
+            .raw_message
+            .get(part.offset_body as usize..part.offset_end as usize);
+        let original = raw_body.and_then(|bytes| match part.encoding {
+            Encoding::None => Some(bytes.to_vec()),
+            Encoding::Base64 => base64_decode(bytes),
+            Encoding::QuotedPrintable => quoted_printable_decode(bytes),
+        });
+        if let Some(original) = original.filter(|bytes| !bytes.is_empty()) {
+            return original;
+        }
+        if let PartType::Message(returned) = &part.body {
+            return returned.raw_message.to_vec();
+        }
+    }
+    part.contents().to_vec()
+}
+
+/// Reduces a sender-supplied file name to a safe base name, or `None` when nothing usable
+/// is left.
+fn sanitise_file_name(name: &str) -> Option<String> {
+    let base = name
+        .rsplit(['/', '\\'])
+        .find(|segment| !segment.trim().is_empty())?;
+    let cleaned = collapse_whitespace(base);
+    let cleaned = cleaned.trim_matches(|c: char| c.is_whitespace() || c == '.');
+    if cleaned.is_empty() {
+        return None;
+    }
+    if cleaned.chars().count() <= MAX_ATTACHMENT_NAME_CHARS {
+        return Some(cleaned.to_string());
+    }
+    // Too long: cut the stem and keep a short extension so the type stays recognisable.
+    let extension = cleaned
+        .rsplit_once('.')
+        .map(|(_, ext)| ext)
+        .filter(|ext| !ext.is_empty() && ext.chars().count() <= 16);
+    let keep = match extension {
+        Some(ext) => MAX_ATTACHMENT_NAME_CHARS - ext.chars().count() - 1,
+        None => MAX_ATTACHMENT_NAME_CHARS,
+    };
+    let stem: String = cleaned.chars().take(keep).collect();
+    Some(match extension {
+        Some(ext) => format!("{stem}.{ext}"),
+        None => stem,
+    })
+}
+
+/// `attachment-N.ext` for a part that carries no file name.
+fn generated_name(number: usize, content_type: &str) -> String {
+    let extension = match content_type {
+        "text/plain" | "message/delivery-status" | "text/rfc822-headers" => "txt",
+        "text/html" => "html",
+        "text/calendar" => "ics",
+        "message/rfc822" => "eml",
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/gif" => "gif",
+        "application/pdf" => "pdf",
+        _ => "bin",
+    };
+    format!("attachment-{number}.{extension}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{content_hash, parse, parse_headers_only, ParseError};
+    use crate::model::{EmailAddress, InboundMail};
+
+    fn parsed(raw: &[u8]) -> InboundMail {
+        match parse(raw) {
+            Ok(mail) => mail,
+            Err(error) => panic!("parse failed: {error}"),
+        }
+    }
+
+    fn email(text: &str) -> EmailAddress {
+        EmailAddress::parse(text).expect("test address")
+    }
+
+    const PLAIN: &[u8] = b"Return-Path: <ivan@example.org>\r\n\
+From: =?UTF-8?B?0IbQstCw0L0g0J/QtdGC0YDQtdC90LrQvg==?= <Ivan@Example.ORG>\r\n\
+To: Support <support@example.com>, other@example.com\r\n\
+Cc: boss@example.com\r\n\
+Subject: Printer\r\n\tbroken   again\r\n\
+Date: Tue, 01 Apr 2025 10:00:00 +0300\r\n\
+Message-ID: <abc.123@mail.example.org>\r\n\
+In-Reply-To: <x1@support.example.com>\r\n\
+References: <x0@support.example.com>\r\n <x1@support.example.com>\r\n\
+Authentication-Results: mx.example.com;\r\n dkim=pass header.d=example.org\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Hello,\r\nthe printer is broken.\r\n\r\n\r\n";
+
+    #[test]
+    fn plain_mail_header_facts() {
+        let mail = parsed(PLAIN);
+        assert_eq!(mail.message_id.as_deref(), Some("abc.123@mail.example.org"));
+        assert_eq!(mail.dedupe_key, "abc.123@mail.example.org");
+        let from = mail.from.clone().expect("from");
+        assert_eq!(from.email.as_str(), "ivan@example.org");
+        assert_eq!(from.name, "Іван Петренко");
+        assert_eq!(mail.sender, mail.from);
+        assert_eq!(
+            mail.recipients,
+            [
+                email("support@example.com"),
+                email("other@example.com"),
+                email("boss@example.com")
+            ]
+        );
+        assert_eq!(mail.subject, "Printer broken again");
+        assert_eq!(mail.text, "Hello,\nthe printer is broken.");
+        assert_eq!(mail.in_reply_to, ["x1@support.example.com"]);
+        assert_eq!(
+            mail.references,
+            ["x0@support.example.com", "x1@support.example.com"]
+        );
+        assert_eq!(mail.date, Some(1_743_490_800));
+        assert_eq!(
+            mail.authentication_results,
+            ["mx.example.com; dkim=pass header.d=example.org"]
+        );
+        assert!(mail.attachments.is_empty());
+        assert_eq!(mail.bounce, None);
+        assert!(!mail.signals.null_return_path);
+        assert_eq!(mail.signals.from_address, Some(email("ivan@example.org")));
+    }
+
+    #[test]
+    fn body_text_and_subject_decoding() {
+        let cases: &[(&str, &[u8], &str, &str)] = &[
+            (
+                "html only",
+                b"From: a@example.org\nSubject: h\nContent-Type: text/html; charset=utf-8\n\n\
+<html><head><style>p{}</style></head><body><div>Hello&nbsp;team,</div><div>Line&nbsp;2 &amp; more</div></body></html>\n",
+                "h",
+                "Hello team,\nLine 2 & more",
+            ),
+            (
+                "alternative prefers text/plain",
+                b"From: a@example.org\nSubject: alt\nContent-Type: multipart/alternative; boundary=b\n\n\
+--b\nContent-Type: text/plain\n\nplain words\n--b\nContent-Type: text/html\n\n<p>html words</p>\n--b--\n",
+                "alt",
+                "plain words",
+            ),
+            (
+                "windows-1251 8bit body",
+                b"From: a@example.org\nSubject: cp\nContent-Type: text/plain; charset=windows-1251\nContent-Transfer-Encoding: 8bit\n\n\xcf\xf0\xe8\xe2\xb3\xf2\n",
+                "cp",
+                "Привіт",
+            ),
+            (
+                "koi8-u quoted-printable body",
+                b"From: a@example.org\nSubject: koi\nContent-Type: text/plain; charset=koi8-u\nContent-Transfer-Encoding: quoted-printable\n\n=F0=D2=C9=D7=A6=D4, =F3=D7=A6=D4\n",
+                "koi",
+                "Привіт, Світ",
+            ),
+            (
+                "utf-8 base64 encoded-word subject",
+                b"From: a@example.org\nSubject: =?UTF-8?B?0JfQsNC/0LjRgiDQv9GA0L4g0L7Qv9C70LDRgtGD?=\n\nx\n",
+                "Запит про оплату",
+                "x",
+            ),
+            (
+                "windows-1251 Q encoded-word subject with tag",
+                b"From: a@example.org\nSubject: Re: [#AZA-DMP-AJ8S] =?windows-1251?Q?=CF=F0=E8=E2=B3=F2?=\n\nx\n",
+                "Re: [#AZA-DMP-AJ8S] Привіт",
+                "x",
+            ),
+            (
+                "CR-only line ends",
+                b"From: a@example.org\rSubject: old mac\r\rline one\rline two\r",
+                "old mac",
+                "line one\nline two",
+            ),
+            (
+                "mbox envelope line",
+                b"From a@example.org Mon Jan  1 00:00:00 2024\nFrom: a@example.org\nSubject: mbox\n\nbody\n",
+                "mbox",
+                "body",
+            ),
+            ("no body", b"From: a@example.org\nSubject: empty\n", "empty", ""),
+        ];
+        for (label, raw, subject, text) in cases {
+            let mail = parsed(raw);
+            assert_eq!(&mail.subject, subject, "{label}");
+            assert_eq!(&mail.text, text, "{label}");
+        }
+    }
+
+    #[test]
+    fn sender_precedence() {
+        let cases: &[(&str, &[u8], Option<&str>, Option<&str>)] = &[
+            (
+                "reply-to wins",
+                b"From: A <a@example.org>\nReply-To: B <b@example.org>\nSubject: s\n\nx\n",
+                Some("b@example.org"),
+                Some("a@example.org"),
+            ),
+            (
+                "broken reply-to falls back to from",
+                b"From: A <a@example.org>\nReply-To: not an address\nSubject: s\n\nx\n",
+                Some("a@example.org"),
+                Some("a@example.org"),
+            ),
+            (
+                "no from",
+                b"To: s@example.com\nSubject: s\n\nx\n",
+                None,
+                None,
+            ),
+            (
+                "group takes first address",
+                b"From: Team: x@example.org, y@example.org;\nSubject: s\n\nx\n",
+                Some("x@example.org"),
+                Some("x@example.org"),
+            ),
+        ];
+        for (label, raw, sender, from) in cases {
+            let mail = parsed(raw);
+            let sender_text = mail.sender.as_ref().map(|m| m.email.as_str());
+            let from_text = mail.from.as_ref().map(|m| m.email.as_str());
+            assert_eq!(sender_text, *sender, "{label}");
+            assert_eq!(from_text, *from, "{label}");
+        }
+        let same = parsed(b"From: Anna <a@example.org>\nReply-To: a@example.org\n\nx\n");
+        assert_eq!(same.sender.map(|m| m.name), Some("Anna".to_string()));
+    }
+
+    #[test]
+    fn missing_message_id_uses_stable_content_hash() {
+        let raw = b"From: a@example.org\nSubject: no id\n\nbody\n";
+        let first = parsed(raw);
+        assert_eq!(first.message_id, None);
+        assert!(first.dedupe_key.starts_with("sha256:"));
+        assert_eq!(first.dedupe_key.len(), "sha256:".len() + 64);
+        assert_eq!(first.dedupe_key, parsed(raw).dedupe_key);
+        assert_eq!(first.dedupe_key, content_hash(raw));
+        let headers_only = parse_headers_only(raw).expect("headers");
+        assert_eq!(headers_only.dedupe_key, first.dedupe_key);
+        let empty_id = parsed(b"From: a@example.org\nMessage-ID:  <> \n\nbody\n");
+        assert_eq!(empty_id.message_id, None);
+    }
+
+    #[test]
+    fn attachments_are_listed_with_names_types_and_bytes() {
+        let raw = b"From: a@example.org\nSubject: files\nContent-Type: multipart/mixed; boundary=\"XX\"\n\n\
+--XX\nContent-Type: text/plain; charset=utf-8\n\nSee attached.\n\
+--XX\nContent-Type: application/PDF; name=\"ignored.pdf\"\nContent-Disposition: attachment; filename=\"C:\\\\Users\\\\me\\\\invoice.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQgZmFrZQ==\n\
+--XX\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n\
+--XX\nContent-Type: text/plain; charset=windows-1251; name=\"=?UTF-8?B?0JfQstGW0YIudHh0?=\"\nContent-Disposition: attachment\nContent-Transfer-Encoding: base64\n\nx+Kz8iwg6uKz8uXt/A==\n\
+--XX--\n";
+        let mail = parsed(raw);
+        assert_eq!(mail.text, "See attached.");
+        let summary: Vec<(&str, &str, usize)> = mail
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.content_type.as_str(), a.content.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("invoice.pdf", "application/pdf", 13),
+                ("attachment-2.png", "image/png", 8),
+                ("Звіт.txt", "text/plain", 13),
+            ]
+        );
+        assert_eq!(mail.attachments[0].content, b"%PDF-1.4 fake");
+        // The text attachment keeps its original windows-1251 bytes.
+        assert_eq!(mail.attachments[2].content.first(), Some(&0xc7));
+    }
+
+    const DSN: &[u8] = b"Return-Path: <>\n\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\n\
+To: support@example.com\n\
+Subject: Undelivered Mail Returned to Sender\n\
+Auto-Submitted: auto-replied\n\
+Message-ID: <dsn.1@mx.example.com>\n\
+Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"RPT\"\n\n\
+--RPT\nContent-Type: text/plain\n\nI'm sorry to have to inform you that your message could not be delivered.\n\n\
+--RPT\nContent-Type: message/delivery-status\n\n\
+Reporting-MTA: dns; mx.example.com\n\n\
+Final-Recipient: rfc822; nobody@example.org\n\
+Original-Recipient: rfc822;Nobody@Example.org\n\
+Action: failed\n\
+Status: 5.1.1\n\
+Diagnostic-Code: smtp; 550 5.1.1 user unknown\n\n\
+--RPT\nContent-Type: message/rfc822\n\n\
+From: support@example.com\nTo: nobody@example.org\nSubject: [#AZA-DMP-AJ8S] Ticket received\n\
+Message-ID: <pd.test@support.example.com>\n\nHello\n\
+--RPT--\n";
+
+    #[test]
+    fn delivery_status_notification() {
+        let mail = parsed(DSN);
+        let bounce = mail.bounce.clone().expect("bounce");
+        assert_eq!(bounce.status_codes, ["5.1.1"]);
+        assert_eq!(bounce.recipients, [email("nobody@example.org")]);
+        assert_eq!(bounce.original_message_ids, ["pd.test@support.example.com"]);
+        assert!(bounce.is_permanent());
+        assert_eq!(mail.signals.report_type.as_deref(), Some("delivery-status"));
+        assert!(mail.signals.null_return_path);
+        assert_eq!(mail.signals.auto_submitted.as_deref(), Some("auto-replied"));
+        assert!(mail.text.starts_with("I'm sorry"));
+        assert!(mail
+            .attachments
+            .iter()
+            .any(|a| a.content_type == "message/rfc822"));
+        // Headers only: the signals are there, the bounce body is not read.
+        let head = parse_headers_only(DSN).expect("headers");
+        assert_eq!(head.signals.report_type.as_deref(), Some("delivery-status"));
+        assert_eq!(head.bounce, None);
+        assert_eq!(head.text, "");
+    }
+
+    #[test]
+    fn non_dsn_bounce_from_mailer_daemon() {
+        let raw = b"From: MAILER-DAEMON@mx.example.net\nSubject: failure notice\n\n\
+Hi. This is the qmail-send program at mx.example.net.\n\
+<nobody@example.org>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n\
+--- Below this line is a copy of the message.\n\n\
+Message-ID: <pd.qmail@support.example.com>\nSubject: hi\n";
+        let bounce = parsed(raw).bounce.expect("bounce");
+        assert_eq!(bounce.status_codes, ["5.1.1"]);
+        assert_eq!(
+            bounce.original_message_ids,
+            ["pd.qmail@support.example.com"]
+        );
+        let human = parsed(b"From: someone@example.org\nSubject: x\n\nMessage-ID: <a@b>\n5.1.1\n");
+        assert_eq!(human.bounce, None);
+    }
+
+    #[test]
+    fn auto_reply_signals() {
+        let raw = b"Return-Path: < >\nFrom: a@example.org\nAuto-Submitted:  Auto-Replied \n\
+Precedence: Bulk\nX-Autoreply: yes\nX-Autorespond: x\nX-Auto-Response-Suppress: All\n\
+List-Id: <l.example.org>\nList-Unsubscribe: <mailto:u@example.org>\nSubject: Automatic reply: x\n\nx\n";
+        let signals = parsed(raw).signals;
+        assert_eq!(signals.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(signals.precedence.as_deref(), Some("bulk"));
+        assert!(signals.x_autoreply && signals.x_autorespond);
+        assert_eq!(signals.x_auto_response_suppress.as_deref(), Some("all"));
+        assert!(signals.list_id && signals.list_unsubscribe && signals.null_return_path);
+        assert_eq!(signals.report_type, None);
+        let quiet = parsed(b"From: a@example.org\nX-Autoreply: no\n\nx\n").signals;
+        assert!(!quiet.x_autoreply && !quiet.null_return_path);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_or_a_best_effort_mail_never_a_panic() {
+        assert_eq!(parse(b""), Err(ParseError::NotAMail));
+        assert_eq!(parse_headers_only(b""), Err(ParseError::NotAMail));
+        assert_eq!(parse(b"\n\n\n"), Err(ParseError::NotAMail));
+        let junk: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let _ = parse(&junk);
+        let _ = parse_headers_only(&junk);
+        let truncated = b"From: a@example.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: message/rfc822\n\nFrom: b@";
+        let _ = parse(truncated);
+        let mut huge = b"From: a@example.org\nSubject: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'x', 600 * 1024));
+        huge.extend_from_slice(b"\n\nbody\n");
+        let _ = parse(&huge);
+        let _ = parse_headers_only(&huge);
+        let eight_bit =
+            parse(b"From: \xc8\xe2\xe0\xed <a@example.org>\nSubject: \xcf\xf0\xe8\n\nx\n");
+        assert!(eight_bit.is_ok());
+    }
+
+    #[test]
+    fn corpus_never_panics() {
+        let root = std::path::Path::new("/work/shared/corpus");
+        if !root.is_dir() {
+            println!("corpus directory {} missing; skipping", root.display());
+            return;
+        }
+        let mut files = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read corpus dir") {
+                let path = entry.expect("dir entry").path();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if name != "README.md" && name != ".gitattributes" && !name.ends_with(".yml")
+                {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        let (mut ok, mut rejected) = (0usize, 0usize);
+        for path in &files {
+            let raw = std::fs::read(path).expect("read corpus file");
+            match parse(&raw) {
+                Ok(_) => ok += 1,
+                Err(error) => {
+                    println!("{}: {error}", path.display());
+                    rejected += 1;
+                }
+            }
+            let _ = parse_headers_only(&raw);
+        }
+        println!(
+            "corpus: {} files, {ok} parsed, {rejected} rejected",
+            files.len()
+        );
+        assert!(files.len() > 200, "found only {} corpus files", files.len());
+    }
+}

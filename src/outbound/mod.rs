@@ -1,0 +1,7 @@
+//! Everything postdesk sends: Message-IDs, template rendering, composing the MIME message,
+//! the transports and the outbox worker that delivers queued rows.
+
+pub mod compose;
+pub mod message_id;
+pub mod render;
+pub mod worker;

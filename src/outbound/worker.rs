@@ -1,0 +1,212 @@
+//! The outbox worker: renders due rows, sends them through the configured transport, and
+//! marks them sent, retried (exponential backoff with jitter) or failed.
+//!
+//! Guarantee: a row is claimed (`sending`, with a lease) before it is handed to the transport
+//! and marked `sent` right after. A crash between the two leaves that one row `sending`; it is
+//! sent again, with the same Message-ID, when the lease expires. No other row can be sent
+//! twice, even with several workers (the daemon and `deliver`) on one database.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::model::Template;
+use crate::outbound::compose::{compose, Envelope, Identity};
+use crate::outbound::render::{MailContext, Renderer, REPLY_MARKER};
+use crate::store::{OutboxItem, Store};
+
+/// How long a claimed row is reserved for the worker that claimed it. Longer than any send
+/// can take (SMTP timeouts are 30 s), short enough that a crash delays the mail only a little.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+
+/// Why a send did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying later (connection refused, 4xx, timeout, disk full).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying cannot help (5xx, invalid recipient).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Where mail goes.
+pub trait MailTransport: Send {
+    /// Delivers one message.
+    fn send(&self, message: &lettre::Message) -> Result<(), SendError>;
+}
+
+/// lettre's file transport: every mail becomes an `.eml` file in a directory (the embedded
+/// default, for trying postdesk without a mail server).
+pub struct FileSink {
+    inner: lettre::FileTransport,
+}
+
+impl FileSink {
+    /// Writes mails into `dir` (created if missing).
+    pub fn new(dir: &std::path::Path) -> std::io::Result<FileSink> {
+        std::fs::create_dir_all(dir)?;
+        Ok(FileSink {
+            inner: lettre::FileTransport::new(dir),
+        })
+    }
+}
+
+impl MailTransport for FileSink {
+    fn send(&self, message: &lettre::Message) -> Result<(), SendError> {
+        lettre::Transport::send(&self.inner, message)
+            .map(|_| ())
+            .map_err(|e| SendError::Transient(e.to_string()))
+    }
+}
+
+/// Settings for the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Who we are.
+    pub identity: Identity,
+    /// Give up on a mail this long after it was queued.
+    pub retry_for: Duration,
+    /// `max_message_bytes` in MB, for the "too large" mail.
+    pub limit_mb: u64,
+}
+
+/// The worker over its own store connection.
+pub struct Worker {
+    store: Store,
+    renderer: Renderer,
+    transport: Box<dyn MailTransport>,
+    settings: WorkerSettings,
+}
+
+/// The delay before attempt `attempts + 1`: 30 s doubling up to one hour, plus up to 20 %
+/// jitter so that many rows failing together do not retry in lockstep.
+pub fn backoff(attempts: i64, jitter_seed: u64) -> Duration {
+    let exponent = attempts.clamp(1, 12) as u32 - 1;
+    let base = (30u64 << exponent).min(3600);
+    let jitter = jitter_seed % (base / 5 + 1);
+    Duration::from_secs(base + jitter)
+}
+
+impl Worker {
+    /// Builds the worker.
+    pub fn new(
+        store: Store,
+        renderer: Renderer,
+        transport: Box<dyn MailTransport>,
+        settings: WorkerSettings,
+    ) -> Worker {
+        Worker {
+            store,
+            renderer,
+            transport,
+            settings,
+        }
+    }
+
+    /// Sends everything due at `now_ms`; returns how many were sent.
+    pub fn send_due(&mut self, now_ms: i64) -> anyhow::Result<usize> {
+        let mut sent = 0;
+        loop {
+            let batch = self.store.due_outbox(now_ms, 50)?;
+            if batch.is_empty() {
+                return Ok(sent);
+            }
+            for item in batch {
+                if self.send_one(&item, now_ms)? {
+                    sent += 1;
+                }
+            }
+        }
+    }
+
+    fn send_one(&mut self, item: &OutboxItem, now_ms: i64) -> anyhow::Result<bool> {
+        let message = match self.build(item) {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(outbox = item.id, error = %format!("{error:#}"), "Outbound mail cannot be built");
+                self.store.fail_outbox(item.id, &format!("{error:#}"))?;
+                return Ok(false);
+            }
+        };
+        let lease_until = now_ms + CLAIM_LEASE.as_millis() as i64;
+        if !self.store.claim_outbox(item.id, now_ms, lease_until)? {
+            return Ok(false);
+        }
+        let ticket = item.tracking_id.as_deref().unwrap_or("");
+        match self.transport.send(&message) {
+            Ok(()) => {
+                self.store.mark_outbox_sent(item.id, now_ms)?;
+                info!(ticket = %ticket, message_id = %item.message_id, template = %item.template, "Mail sent");
+                Ok(true)
+            }
+            Err(SendError::Permanent(reason)) => {
+                warn!(ticket = %ticket, message_id = %item.message_id, reason = %reason, "Mail rejected");
+                self.store.fail_outbox(item.id, &reason)?;
+                Ok(false)
+            }
+            Err(SendError::Transient(reason)) => {
+                let deadline = item.created_at + self.settings.retry_for.as_millis() as i64;
+                if now_ms >= deadline {
+                    warn!(ticket = %ticket, message_id = %item.message_id, reason = %reason, "Mail given up after retries");
+                    self.store
+                        .fail_outbox(item.id, &format!("gave up retrying: {reason}"))?;
+                } else {
+                    let delay = backoff(item.attempts + 1, now_ms as u64 ^ item.id as u64);
+                    warn!(ticket = %ticket, message_id = %item.message_id, reason = %reason,
+                          retry_in_s = delay.as_secs(), "Mail not sent, will retry");
+                    self.store
+                        .retry_outbox(item.id, now_ms + delay.as_millis() as i64, &reason)?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn build(&self, item: &OutboxItem) -> anyhow::Result<lettre::Message> {
+        let template = Template::parse(&item.template)
+            .ok_or_else(|| anyhow::anyhow!("unknown template {:?}", item.template))?;
+        let customer_email = item.customer_email.clone().unwrap_or_default();
+        let customer_name = item
+            .customer_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(customer_email.clone());
+        let context = MailContext {
+            tracking_id: item.tracking_id.clone().unwrap_or_default(),
+            subject: item.subject.clone().unwrap_or_default(),
+            status: item.status.clone().unwrap_or_default(),
+            customer_name,
+            customer_email,
+            recipient_name: item.recipient_name.clone(),
+            text: item.cause_text.clone().unwrap_or_default(),
+            author: item.cause_author.clone().unwrap_or_default(),
+            support_name: self.settings.identity.name.clone(),
+            limit_mb: self.settings.limit_mb,
+            reply_marker: REPLY_MARKER.to_string(),
+        };
+        let rendered = self.renderer.render(template, &item.language, &context)?;
+        let envelope = Envelope {
+            to_email: &item.recipient_email,
+            to_name: &item.recipient_name,
+            message_id: &item.message_id,
+            in_reply_to: &item.in_reply_to,
+            tracking_id: item.tracking_id.as_deref(),
+            automatic: item.automatic,
+        };
+        compose(&self.settings.identity, &envelope, &rendered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1, 0), Duration::from_secs(30));
+        assert_eq!(backoff(2, 0), Duration::from_secs(60));
+        assert_eq!(backoff(20, 0), Duration::from_secs(3600));
+        assert!(backoff(1, 999) <= Duration::from_secs(36));
+    }
+}
