@@ -47,7 +47,7 @@ pub fn print_ticket_table(out: &mut impl Write, tickets: &[Ticket]) -> std::io::
             "{:<12}  {:>5}  {:<13}  {:<16}  {:<28}  {}",
             t.tracking_id,
             t.number,
-            t.status,
+            t.status.as_str(),
             short_time(&t.updated_at),
             clip(&t.customer_email, 28),
             clip(&t.subject, 60)

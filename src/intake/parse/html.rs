@@ -39,10 +39,10 @@ pub(super) fn html_to_text(html: &str) -> String {
             continue;
         }
         match name.as_str() {
-            "head" | "style" | "script" | "title" | "template" | "noscript" if !closing => {
-                if !tag.trim_end().ends_with('/') {
-                    skipping = Some(name);
-                }
+            "head" | "style" | "script" | "title" | "template" | "noscript"
+                if !closing && !tag.trim_end().ends_with('/') =>
+            {
+                skipping = Some(name);
             }
             "br" => out.line_break(),
             "p" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "blockquote" | "table" | "ul"
@@ -182,7 +182,6 @@ fn decode_entities(text: &str) -> String {
         out.push_str(before);
         let entity = after_amp
             .split_once(';')
-            .map(|(name, tail)| (name, tail))
             .filter(|(name, _)| name.len() <= 10 && !name.is_empty());
         match entity.and_then(|(name, tail)| decode_entity(name).map(|c| (c, tail))) {
             Some((decoded, tail)) => {
