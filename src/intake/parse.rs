@@ -363,7 +363,11 @@ fn signals(message: &Message<'_>, from: Option<&Mailbox>) -> AutoSignals {
             .any(|value| !value.eq_ignore_ascii_case("no")),
         x_autorespond: present("X-Autorespond"),
         x_auto_response_suppress: lower_value(message, "X-Auto-Response-Suppress"),
-        list_id: present("List-Id"),
+        // List managers that predate List-Id (fml, ezmlm) still send List-Post,
+        // List-Subscribe or Mailing-List: all mark list traffic.
+        list_id: ["List-Id", "List-Post", "List-Subscribe", "Mailing-List"]
+            .into_iter()
+            .any(present),
         list_unsubscribe: present("List-Unsubscribe"),
         null_return_path: header_values(message, "Return-Path").iter().any(|value| {
             value
