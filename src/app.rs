@@ -58,6 +58,7 @@ pub fn intake(config: &Config, secret: &[u8]) -> anyhow::Result<Intake> {
         language: config.general.language.as_str().to_string(),
         message_id_domain: config.general.support_address.domain().to_string(),
         secret: secret.to_vec(),
+        auto_reply_limit_per_hour: config.tickets.auto_reply_limit_per_hour,
     };
     Ok(Intake::new(
         open_store(config)?,

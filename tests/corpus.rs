@@ -55,6 +55,7 @@ fn settings() -> IntakeSettings {
         },
         language: "en".into(),
         message_id_domain: "example.com".into(),
+        auto_reply_limit_per_hour: 10,
         secret: b"corpus-secret-0123456789abcdef0123456789".to_vec(),
     }
 }

@@ -37,6 +37,7 @@ fn settings() -> IntakeSettings {
         },
         language: "en".into(),
         message_id_domain: "example.com".into(),
+        auto_reply_limit_per_hour: 10,
         secret: b"golden-fixture-secret-0123456789abcdef".to_vec(),
     }
 }

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::blobs::Blobs;
 use crate::model::{InboundMail, TrackingId};
+use crate::outbound::guard::SendPolicy;
 use crate::outbound::message_id;
 use crate::route::decide::{decide, Decision, Lookup, Policy};
 use crate::route::tag::find_subject_tag;
@@ -45,6 +46,8 @@ pub struct IntakeSettings {
     pub message_id_domain: String,
     /// The HMAC key for our Message-IDs.
     pub secret: Vec<u8>,
+    /// At most this many automatic mails per address and hour.
+    pub auto_reply_limit_per_hour: u32,
 }
 
 /// What became of one mail.
@@ -176,6 +179,7 @@ impl Intake {
             language: self.settings.language.clone(),
             outgoing_message_ids: Vec::new(),
             now: now_ms,
+            send_policy: self.send_policy(),
         };
         // A collision of two random 10-character IDs is astronomically rare; retry a few
         // times with a fresh draw rather than fail the mail.
@@ -217,6 +221,13 @@ impl Intake {
             }
         }
         Err(IntakeError::Database(rusqlite::Error::InvalidQuery))
+    }
+
+    fn send_policy(&self) -> SendPolicy {
+        SendPolicy {
+            own_addresses: self.settings.policy.own_addresses.clone(),
+            auto_reply_limit_per_hour: self.settings.auto_reply_limit_per_hour,
+        }
     }
 
     fn lookup(&self, mail: &InboundMail, raw_size: usize) -> Result<Lookup, IntakeError> {
@@ -349,6 +360,7 @@ impl Intake {
             language: self.settings.language.clone(),
             outgoing_message_ids: Vec::new(),
             now: now_ms,
+            send_policy: self.send_policy(),
         };
         match self.store.apply_decision(&decision, &prepared) {
             Ok(_) => {

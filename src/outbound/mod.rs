@@ -2,6 +2,7 @@
 //! the transports and the outbox worker that delivers queued rows.
 
 pub mod compose;
+pub mod guard;
 pub mod message_id;
 pub mod render;
 pub mod worker;

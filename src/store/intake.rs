@@ -5,7 +5,10 @@
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::Store;
-use crate::model::{EmailAddress, MessageKind, TicketStatus, TrackingId};
+use crate::model::{BounceInfo, EmailAddress, MessageKind, TicketStatus, TrackingId};
+use crate::outbound::guard::{
+    suppression_reason, RecipientFacts, SendPolicy, BOUNCE_SUPPRESSION_MS,
+};
 use crate::route::decide::{Decision, Notice, TicketRef};
 
 /// The inbound record written for every mail, whatever became of it.
@@ -80,6 +83,8 @@ pub struct Prepared {
     pub outgoing_message_ids: Vec<String>,
     /// Now, in ms.
     pub now: i64,
+    /// Loop-safety rules for the mails queued.
+    pub send_policy: SendPolicy,
 }
 
 /// Why a transaction did not commit.
@@ -237,11 +242,15 @@ fn apply_in(
         Decision::Duplicate | Decision::Ignore { .. } => {}
         Decision::Quarantine { notify, .. } => {
             if let Some(notice) = notify {
-                queue(tx, None, None, notice, "en", p, 0, now)?;
+                queue(tx, None, None, notice, &p.language, p, 0, now)?;
                 queued = 1;
             }
         }
-        Decision::AttachAuto { ticket, reason, .. } => {
+        Decision::AttachAuto {
+            ticket,
+            reason,
+            bounce,
+        } => {
             tracking = Some(ticket.tracking_id.clone());
             let row = insert_message(
                 tx,
@@ -262,6 +271,9 @@ fn apply_in(
                 None,
                 reason.describe(),
             )?;
+            if let Some(bounce) = bounce.as_ref().filter(|b| b.is_permanent()) {
+                record_permanent_bounce(tx, ticket.id, bounce, now)?;
+            }
         }
         Decision::NewTicket {
             customer,
@@ -529,10 +541,22 @@ fn queue(
             "missing outbound Message-ID".into(),
         ))
     })?;
+    let facts = recipient_facts(tx, &notice.to.email, now)?;
+    let suppressed = suppression_reason(
+        notice.template,
+        &notice.to.email,
+        &p.send_policy,
+        &facts,
+        now,
+    );
+    if let (Some(reason), Some(ticket)) = (&suppressed, ticket_id) {
+        insert_event(tx, ticket, now, "system", "suppressed", None, None, reason)?;
+    }
     tx.execute(
         "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
-                             language, automatic, message_id, in_reply_to, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                             language, automatic, message_id, in_reply_to, next_attempt_at, created_at,
+                             status, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
         params![
             ticket_id,
             cause,
@@ -543,10 +567,73 @@ fn queue(
             notice.template.is_automatic(),
             message_id,
             p.message.message_id.clone().unwrap_or_default(),
-            now
+            now,
+            if suppressed.is_some() { "suppressed" } else { "pending" },
+            suppressed
         ],
     )?;
     Ok(())
+}
+
+/// What loop safety needs to know about a recipient, read inside the queueing transaction.
+fn recipient_facts(
+    tx: &Transaction<'_>,
+    recipient: &EmailAddress,
+    now: i64,
+) -> rusqlite::Result<RecipientFacts> {
+    let hour_ago = now - 3_600_000;
+    let automatic_last_hour: i64 = tx.query_row(
+        "SELECT count(*) FROM outbox
+         WHERE automatic = 1 AND recipient_email = ?1 AND created_at > ?2 AND status <> 'suppressed'",
+        params![recipient.as_str(), hour_ago],
+        |row| row.get(0),
+    )?;
+    let bounce_suppression = tx
+        .query_row(
+            "SELECT reason, until_at FROM suppressions WHERE address = ?1",
+            [recipient.as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(RecipientFacts {
+        automatic_last_hour: u32::try_from(automatic_last_hour).unwrap_or(u32::MAX),
+        bounce_suppression,
+    })
+}
+
+/// A 5.x.x bounce: mark the outbound mails it returns, and pause automatic mail to the failed
+/// addresses (the DSN's recipients, else the recipients of the returned mails) for 60 days.
+fn record_permanent_bounce(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    bounce: &BounceInfo,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let status = bounce.status_codes.join(",");
+    let mut addresses: Vec<String> = bounce.recipients.iter().map(|r| r.to_string()).collect();
+    for id in &bounce.original_message_ids {
+        let changed = tx.execute(
+            "UPDATE outbox SET bounced_at = ?2, bounce_status = ?3 WHERE message_id = ?1",
+            params![id, now, status],
+        )?;
+        if changed > 0 && bounce.recipients.is_empty() {
+            let to: String = tx.query_row(
+                "SELECT recipient_email FROM outbox WHERE message_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            addresses.push(to);
+        }
+    }
+    for address in &addresses {
+        tx.execute(
+            "INSERT INTO suppressions (address, reason, until_at, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, until_at = excluded.until_at",
+            params![address, format!("bounce {status}"), now + BOUNCE_SUPPRESSION_MS, now],
+        )?;
+    }
+    let detail = format!("permanent bounce {status} for {}", addresses.join(", "));
+    insert_event(tx, ticket_id, now, "system", "bounce", None, None, &detail)
 }
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {

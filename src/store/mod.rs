@@ -15,11 +15,14 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
 pub use intake::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
-pub use outbox::{OutboxItem, OutboxStats};
+pub use outbox::{OutboxItem, OutboxStats, OutboxSummary};
 pub use queries::{QuarantinedMail, TicketFilter};
 
 /// The migrations, in order. Append only: never edit, remove or reorder a released one.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    include_str!("../../migrations/002-loop-safety.sql"),
+];
 
 /// A connection to the postdesk database.
 pub struct Store {

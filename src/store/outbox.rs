@@ -158,3 +158,44 @@ impl Store {
         )
     }
 }
+
+/// One outbox row as operators and tests see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxSummary {
+    /// Template name.
+    pub template: String,
+    /// Recipient address.
+    pub recipient: String,
+    /// `pending`, `sending`, `sent`, `failed` or `suppressed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last error or the suppression reason.
+    pub last_error: Option<String>,
+    /// The status codes of a permanent bounce that returned this mail.
+    pub bounce_status: Option<String>,
+    /// Our Message-ID.
+    pub message_id: String,
+}
+
+impl Store {
+    /// Every outbox row, oldest first (for `tickets show`, reports and tests).
+    pub fn outbox_summary(&self) -> rusqlite::Result<Vec<OutboxSummary>> {
+        let mut statement = self.conn.prepare(
+            "SELECT template, recipient_email, status, attempts, last_error, bounce_status, message_id
+             FROM outbox ORDER BY id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(OutboxSummary {
+                template: row.get(0)?,
+                recipient: row.get(1)?,
+                status: row.get(2)?,
+                attempts: row.get(3)?,
+                last_error: row.get(4)?,
+                bounce_status: row.get(5)?,
+                message_id: row.get(6)?,
+            })
+        })?;
+        rows.collect()
+    }
+}
