@@ -225,7 +225,7 @@ fn automatic_mail_to_one_address_is_rate_limited_per_hour() {
         rig.outbox()
             .iter()
             .filter(|r| r.recipient == "robotlike@example.org")
-            .last()
+            .next_back()
             .map(|r| r.status.clone()),
         Some("pending".into())
     );
@@ -271,7 +271,7 @@ fn a_permanent_bounce_marks_the_mail_and_pauses_automatic_mail_for_60_days() {
         .outbox()
         .into_iter()
         .filter(|r| r.recipient == "customer1@example.com")
-        .last()
+        .next_back()
         .expect("row");
     assert_eq!(last.status, "suppressed");
     assert!(
@@ -291,7 +291,7 @@ fn a_permanent_bounce_marks_the_mail_and_pauses_automatic_mail_for_60_days() {
         .outbox()
         .into_iter()
         .filter(|r| r.recipient == "customer1@example.com")
-        .last()
+        .next_back()
         .expect("row");
     assert_eq!(last.status, "pending", "the pause ends after 60 days");
 }
