@@ -224,8 +224,7 @@ fn automatic_mail_to_one_address_is_rate_limited_per_hour() {
     assert_eq!(
         rig.outbox()
             .iter()
-            .filter(|r| r.recipient == "robotlike@example.org")
-            .next_back()
+            .rfind(|r| r.recipient == "robotlike@example.org")
             .map(|r| r.status.clone()),
         Some("pending".into())
     );
@@ -270,8 +269,7 @@ fn a_permanent_bounce_marks_the_mail_and_pauses_automatic_mail_for_60_days() {
     let last = rig
         .outbox()
         .into_iter()
-        .filter(|r| r.recipient == "customer1@example.com")
-        .next_back()
+        .rfind(|r| r.recipient == "customer1@example.com")
         .expect("row");
     assert_eq!(last.status, "suppressed");
     assert!(
@@ -290,8 +288,7 @@ fn a_permanent_bounce_marks_the_mail_and_pauses_automatic_mail_for_60_days() {
     let last = rig
         .outbox()
         .into_iter()
-        .filter(|r| r.recipient == "customer1@example.com")
-        .next_back()
+        .rfind(|r| r.recipient == "customer1@example.com")
         .expect("row");
     assert_eq!(last.status, "pending", "the pause ends after 60 days");
 }
