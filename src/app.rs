@@ -86,7 +86,7 @@ pub fn transport(config: &Config) -> anyhow::Result<Box<dyn MailTransport>> {
 }
 
 /// The outbox worker with its own database connection.
-pub fn worker(config: &Config) -> anyhow::Result<Worker> {
+pub fn worker(config: &Config, secret: &[u8]) -> anyhow::Result<Worker> {
     let renderer = Renderer::new(config.general.templates_dir.as_deref())?;
     let settings = WorkerSettings {
         identity: Identity {
@@ -95,6 +95,8 @@ pub fn worker(config: &Config) -> anyhow::Result<Worker> {
         },
         retry_for: config.smtp.retry_for,
         limit_mb: config.tickets.max_message_bytes / (1024 * 1024),
+        base_url: config.general.base_url.clone(),
+        secret: secret.to_vec(),
     };
     Ok(Worker::new(
         open_store(config)?,

@@ -12,4 +12,5 @@ pub mod model;
 pub mod outbound;
 pub mod route;
 pub mod secret;
+pub mod signing;
 pub mod store;

@@ -206,7 +206,8 @@ fn deliver(config: &Config) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(&outcome)?);
     // Send what this mail queued right away; a failure leaves it queued for the daemon.
     if outcome.queued > 0 {
-        if let Err(error) = app::worker(config).and_then(|mut w| w.send_due(app::now_ms())) {
+        if let Err(error) = app::worker(config, &secret).and_then(|mut w| w.send_due(app::now_ms()))
+        {
             error!(error = %format!("{error:#}"), "Queued mail not sent yet; the daemon will retry");
         }
     }
@@ -223,7 +224,7 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     let maildir = Maildir::open(&config.source.path)
         .with_context(|| format!("while opening the Maildir {}", config.source.path.display()))?;
     let mut intake = app::intake(config, &secret)?;
-    let mut worker = app::worker(config)?;
+    let mut worker = app::worker(config, &secret)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
 

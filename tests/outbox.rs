@@ -85,6 +85,8 @@ impl Rig {
             },
             retry_for: std::time::Duration::from_secs(3 * 24 * 3600),
             limit_mb: 25,
+            base_url: "http://127.0.0.1:8080".into(),
+            secret: b"outbox-test-secret-0123456789abcdef0123".to_vec(),
         };
         Worker::new(
             Store::open(&self.db).expect("store"),

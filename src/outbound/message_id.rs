@@ -4,10 +4,8 @@
 //! A reply's `In-Reply-To`/`References` threads into a ticket only if the tag verifies, so a
 //! forged reference cannot write into somebody else's ticket (as osTicket and FreeScout do).
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::model::TrackingId;
+use crate::signing::{constant_time_eq, hmac_hex};
 
 const PREFIX: &str = "pd.";
 const NONCE_ALPHABET: [char; 32] = [
@@ -27,16 +25,7 @@ pub enum Verified {
 }
 
 fn tag(secret: &[u8], tracking: &str, nonce: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail; fall back to an empty tag that
-    // never verifies rather than panic.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(tracking.as_bytes());
-    mac.update(b".");
-    mac.update(nonce.as_bytes());
-    let bytes = mac.finalize().into_bytes();
-    bytes.iter().take(10).map(|b| format!("{b:02x}")).collect()
+    hmac_hex(secret, &[tracking, nonce], 10)
 }
 
 /// A fresh Message-ID (without angle brackets) for a mail about `ticket` (or none).
@@ -69,18 +58,11 @@ pub fn verify(message_id: &str, secret: &[u8]) -> Verified {
     {
         return Verified::Forged;
     }
+    // A verified ID without a ticket (e.g. the "message too large" reply) threads nowhere.
     match TrackingId::parse(tracking) {
         Some(id) => Verified::Ours(id),
-        None => Verified::Forged,
+        None => Verified::Foreign,
     }
-}
-
-/// Compares two byte strings in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -104,8 +86,8 @@ mod tests {
     }
 
     #[test]
-    fn ids_without_a_ticket_verify_as_forged_for_routing() {
+    fn ids_without_a_ticket_thread_nowhere() {
         let id = generate(None, "example.com", b"k");
-        assert_eq!(verify(&id, b"k"), Verified::Forged);
+        assert_eq!(verify(&id, b"k"), Verified::Foreign);
     }
 }

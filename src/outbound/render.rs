@@ -64,6 +64,8 @@ pub struct MailContext {
     pub limit_mb: u64,
     /// [`REPLY_MARKER`].
     pub reply_marker: String,
+    /// The customer's personal tracking link (empty for mails without a ticket).
+    pub link: String,
 }
 
 /// A rendered mail.
@@ -135,6 +137,7 @@ impl Renderer {
             &mut context.recipient_name,
             &mut context.author,
             &mut context.support_name,
+            &mut context.link,
         ] {
             *field = one_line(field);
         }
@@ -160,6 +163,7 @@ impl Renderer {
             support_name: "Support".into(),
             limit_mb: 25,
             reply_marker: REPLY_MARKER.into(),
+            link: "http://127.0.0.1:8080/t/AZA-DMP-AJ8S/0123".into(),
         };
         for language in LANGUAGES {
             for template in Template::ALL {
@@ -218,6 +222,7 @@ mod tests {
             support_name: "Example Support".into(),
             limit_mb: 25,
             reply_marker: REPLY_MARKER.into(),
+            link: "https://help.example.com/t/AZA-DMP-AJ8S/0123abcd".into(),
         }
     }
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::model::Template;
+use crate::model::{EmailAddress, Template, TrackingId};
 use crate::outbound::compose::{compose, Envelope, Identity};
 use crate::outbound::render::{MailContext, Renderer, REPLY_MARKER};
+use crate::signing::tracking_link;
 use crate::store::{OutboxItem, Store};
 
 /// How long a claimed row is reserved for the worker that claimed it. Longer than any send
@@ -69,6 +70,10 @@ pub struct WorkerSettings {
     pub retry_for: Duration,
     /// `max_message_bytes` in MB, for the "too large" mail.
     pub limit_mb: u64,
+    /// The public base URL of the tracking page, for the personal links.
+    pub base_url: String,
+    /// The installation secret (signs the tracking links).
+    pub secret: Vec<u8>,
 }
 
 /// The worker over its own store connection.
@@ -172,7 +177,7 @@ impl Worker {
             .clone()
             .filter(|n| !n.trim().is_empty())
             .unwrap_or(customer_email.clone());
-        let context = MailContext {
+        let mut context = MailContext {
             tracking_id: item.tracking_id.clone().unwrap_or_default(),
             subject: item.subject.clone().unwrap_or_default(),
             status: item.status.clone().unwrap_or_default(),
@@ -184,7 +189,18 @@ impl Worker {
             support_name: self.settings.identity.name.clone(),
             limit_mb: self.settings.limit_mb,
             reply_marker: REPLY_MARKER.to_string(),
+            link: String::new(),
         };
+        let ticket = item.tracking_id.as_deref().and_then(TrackingId::parse);
+        let customer = item.customer_email.as_deref().and_then(EmailAddress::parse);
+        if let (Some(ticket), Some(customer)) = (&ticket, &customer) {
+            context.link = tracking_link(
+                &self.settings.base_url,
+                &self.settings.secret,
+                ticket,
+                customer,
+            );
+        }
         let rendered = self.renderer.render(template, &item.language, &context)?;
         let envelope = Envelope {
             to_email: &item.recipient_email,
