@@ -97,6 +97,7 @@ pub fn worker(config: &Config, secret: &[u8]) -> anyhow::Result<Worker> {
         limit_mb: config.tickets.max_message_bytes / (1024 * 1024),
         base_url: config.general.base_url.clone(),
         secret: secret.to_vec(),
+        data_dir: config.general.data_dir.clone(),
     };
     Ok(Worker::new(
         open_store(config)?,

@@ -87,6 +87,7 @@ impl Rig {
             limit_mb: 25,
             base_url: "http://127.0.0.1:8080".into(),
             secret: b"outbox-test-secret-0123456789abcdef0123".to_vec(),
+            data_dir: self._dir.path().to_path_buf(),
         };
         Worker::new(
             Store::open(&self.db).expect("store"),
@@ -333,4 +334,42 @@ fn a_crash_between_send_and_mark_resends_only_that_mail_after_the_lease() {
         "sent rows are never sent again"
     );
     assert_eq!(rig.sent_count(), 2);
+}
+
+#[test]
+fn an_agents_attachment_goes_to_the_customer_with_the_reply() {
+    let mut rig = Rig::new();
+    let opened = rig.deliver("customer1@example.com", "Printer", "p1@x", T0);
+    let id = opened.ticket.expect("ticket");
+    let reply = format!(
+        "From: Anna <agent@example.com>\r\nTo: support@example.com\r\nSubject: Re: [#{id}] Printer\r\n\
+         Message-ID: <a1@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nThe manual is attached.\r\n\
+         --B\r\nContent-Type: application/pdf; name=\"manual.pdf\"\r\nContent-Disposition: attachment; filename=\"manual.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--B--\r\n"
+    );
+    assert_eq!(
+        rig.intake
+            .process(reply.as_bytes(), "test", T0 + MINUTE)
+            .expect("intake")
+            .outcome,
+        "appended"
+    );
+    rig.worker().send_due(T0 + 2 * MINUTE).expect("pass");
+    let sent = rig.transport.sent.lock().expect("lock").clone();
+    let staff = sent
+        .iter()
+        .find(|m| m.contains("New reply to"))
+        .expect("staff_reply sent");
+    assert!(staff.contains("The manual is attached."));
+    assert!(staff.contains("filename=\"manual.pdf\""), "{staff}");
+    // lettre picks the transfer encoding: plain ASCII content may stay 7bit.
+    assert!(
+        staff.contains("JVBERi0xLjQK") || staff.contains("%PDF-1.4"),
+        "the content travels along:\n{staff}"
+    );
+    assert!(
+        !staff.contains("agent@example.com"),
+        "the agent's address stays private"
+    );
 }

@@ -4,6 +4,7 @@
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox as LettreMailbox;
+use lettre::message::{Attachment, MultiPart, SinglePart};
 use lettre::Message;
 
 use crate::outbound::render::{one_line, Rendered};
@@ -49,12 +50,24 @@ fn raw(name: &'static str, value: &str) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), one_line(value))
 }
 
+/// A file to send along (an agent's attachment relayed to the customer).
+#[derive(Debug, Clone)]
+pub struct OutgoingAttachment {
+    /// File name.
+    pub name: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Content.
+    pub content: Vec<u8>,
+}
+
 /// Builds the message. Names and subjects pass through lettre's RFC 2047 encoder after
 /// control characters are removed, so nothing from a mail can add a header.
 pub fn compose(
     identity: &Identity,
     envelope: &Envelope<'_>,
     rendered: &Rendered,
+    attachments: &[OutgoingAttachment],
 ) -> anyhow::Result<Message> {
     let from = mailbox(&identity.address, &identity.name)?;
     let mut builder = Message::builder()
@@ -77,9 +90,23 @@ pub fn compose(
             .raw_header(raw("Auto-Submitted", "auto-replied"))
             .raw_header(raw("X-Auto-Response-Suppress", "All"));
     }
+    if attachments.is_empty() {
+        return builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(rendered.body.clone())
+            .map_err(|e| anyhow::anyhow!("composing the mail: {e}"));
+    }
+    let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(rendered.body.clone()));
+    for file in attachments {
+        let content_type = ContentType::parse(&file.content_type).unwrap_or_else(|_| {
+            ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+        });
+        parts = parts.singlepart(
+            Attachment::new(one_line(&file.name)).body(file.content.clone(), content_type),
+        );
+    }
     builder
-        .header(ContentType::TEXT_PLAIN)
-        .body(rendered.body.clone())
+        .multipart(parts)
         .map_err(|e| anyhow::anyhow!("composing the mail: {e}"))
 }
 
@@ -104,7 +131,7 @@ mod tests {
             subject: subject.into(),
             body: "Привіт\n".into(),
         };
-        let message = compose(&identity, &envelope, &rendered).expect("compose");
+        let message = compose(&identity, &envelope, &rendered, &[]).expect("compose");
         String::from_utf8(message.formatted()).expect("utf-8")
     }
 
@@ -132,6 +159,41 @@ mod tests {
                 "missing {expected:?} in\n{headers}"
             );
         }
+    }
+
+    #[test]
+    fn attachments_make_a_multipart_mail() {
+        let identity = Identity {
+            address: "support@example.com".into(),
+            name: "Support".into(),
+        };
+        let envelope = Envelope {
+            to_email: "olena@example.com",
+            to_name: "",
+            message_id: "pd.x@example.com",
+            in_reply_to: "",
+            tracking_id: None,
+            automatic: false,
+        };
+        let rendered = Rendered {
+            subject: "s".into(),
+            body: "see attached\n".into(),
+        };
+        let file = OutgoingAttachment {
+            name: "manual\r\n.pdf".into(),
+            content_type: "application/pdf".into(),
+            content: b"%PDF-1.4".to_vec(),
+        };
+        let text = String::from_utf8(
+            compose(&identity, &envelope, &rendered, &[file])
+                .expect("compose")
+                .formatted(),
+        )
+        .expect("utf-8");
+        assert!(text.contains("multipart/mixed"), "{text}");
+        assert!(text.contains("application/pdf"), "{text}");
+        assert!(text.contains("filename=\"manual .pdf\""), "{text}");
+        assert!(text.contains("see attached"));
     }
 
     #[test]

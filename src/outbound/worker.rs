@@ -11,7 +11,10 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::model::{EmailAddress, Template, TrackingId};
-use crate::outbound::compose::{compose, Envelope, Identity};
+use anyhow::Context;
+
+use crate::blobs::Blobs;
+use crate::outbound::compose::{compose, Envelope, Identity, OutgoingAttachment};
 use crate::outbound::render::{MailContext, Renderer, REPLY_MARKER};
 use crate::signing::tracking_link;
 use crate::store::{OutboxItem, Store};
@@ -74,6 +77,8 @@ pub struct WorkerSettings {
     pub base_url: String,
     /// The installation secret (signs the tracking links).
     pub secret: Vec<u8>,
+    /// Where blobs (attachments) live.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The worker over its own store connection.
@@ -82,6 +87,7 @@ pub struct Worker {
     renderer: Renderer,
     transport: Box<dyn MailTransport>,
     settings: WorkerSettings,
+    blobs: Blobs,
 }
 
 /// The delay before attempt `attempts + 1`: 30 s doubling up to one hour, plus up to 20 %
@@ -101,11 +107,13 @@ impl Worker {
         transport: Box<dyn MailTransport>,
         settings: WorkerSettings,
     ) -> Worker {
+        let blobs = Blobs::new(&settings.data_dir);
         Worker {
             store,
             renderer,
             transport,
             settings,
+            blobs,
         }
     }
 
@@ -168,6 +176,23 @@ impl Worker {
         }
     }
 
+    /// The files an agent sent with a reply, relayed to the customer.
+    fn attachments_of(&self, message_row: i64) -> anyhow::Result<Vec<OutgoingAttachment>> {
+        let mut files = Vec::new();
+        for (name, content_type, sha256) in self.store.stored_attachments(message_row)? {
+            let content = self
+                .blobs
+                .get(&sha256)
+                .with_context(|| format!("while reading the attachment {name}"))?;
+            files.push(OutgoingAttachment {
+                name,
+                content_type,
+                content,
+            });
+        }
+        Ok(files)
+    }
+
     fn build(&self, item: &OutboxItem) -> anyhow::Result<lettre::Message> {
         let template = Template::parse(&item.template)
             .ok_or_else(|| anyhow::anyhow!("unknown template {:?}", item.template))?;
@@ -210,7 +235,13 @@ impl Worker {
             tracking_id: item.tracking_id.as_deref(),
             automatic: item.automatic,
         };
-        compose(&self.settings.identity, &envelope, &rendered)
+        let attachments = match (template, item.cause_message) {
+            (Template::StaffReply | Template::TicketClosed, Some(row)) => {
+                self.attachments_of(row)?
+            }
+            _ => Vec::new(),
+        };
+        compose(&self.settings.identity, &envelope, &rendered, &attachments)
     }
 }
 

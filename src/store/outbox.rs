@@ -47,6 +47,8 @@ pub struct OutboxItem {
     pub cause_text: Option<String>,
     /// Who wrote that message (display name).
     pub cause_author: Option<String>,
+    /// That message's row (for its attachments).
+    pub cause_message: Option<i64>,
 }
 
 /// Counts for metrics and tests.
@@ -79,6 +81,7 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxItem> {
         customer_name: row.get(14)?,
         cause_text: row.get(15)?,
         cause_author: row.get(16)?,
+        cause_message: row.get(17)?,
     })
 }
 
@@ -89,7 +92,8 @@ impl Store {
             "SELECT o.id, o.template, o.recipient_email, o.recipient_name, o.language, o.automatic,
                     o.message_id, o.in_reply_to, o.attempts, o.created_at,
                     t.tracking_id, t.subject, t.status, t.customer_email, t.customer_name,
-                    m.body, CASE WHEN m.sender_name <> '' THEN m.sender_name ELSE m.sender_email END
+                    m.body, CASE WHEN m.sender_name <> '' THEN m.sender_name ELSE m.sender_email END,
+                    o.cause_message
              FROM outbox o
              LEFT JOIN tickets t ON t.id = o.ticket_id
              LEFT JOIN messages m ON m.id = o.cause_message
@@ -179,6 +183,21 @@ pub struct OutboxSummary {
 }
 
 impl Store {
+    /// The stored (not dropped) attachments of a message row: name, MIME type, blob hash.
+    pub fn stored_attachments(
+        &self,
+        message_row: i64,
+    ) -> rusqlite::Result<Vec<(String, String, String)>> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT name, content_type, sha256 FROM attachments
+             WHERE message_id = ?1 AND sha256 IS NOT NULL ORDER BY id",
+        )?;
+        let rows = statement.query_map([message_row], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+        rows.collect()
+    }
+
     /// Every outbox row, oldest first (for `tickets show`, reports and tests).
     pub fn outbox_summary(&self) -> rusqlite::Result<Vec<OutboxSummary>> {
         let mut statement = self.conn.prepare(
