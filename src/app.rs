@@ -1,14 +1,14 @@
 //! Wiring from a loaded [`Config`] to the working parts: the intake pipeline, the outbox
 //! worker and the mail transport. No business rules live here.
 
-use anyhow::Context;
-
-use crate::config::{Config, SmtpKind};
+use crate::config::Config;
 use crate::intake::{AttachmentLimits, Intake, IntakeSettings};
 use crate::model::Mailbox;
-use crate::outbound::compose::Identity;
-use crate::outbound::render::Renderer;
-use crate::outbound::worker::{FileSink, MailTransport, Worker, WorkerSettings};
+use crate::outbound::compose::{compose, Envelope, Identity};
+use crate::outbound::message_id;
+use crate::outbound::render::{Rendered, Renderer};
+use crate::outbound::transport::{self, MailTransport};
+use crate::outbound::worker::{Worker, WorkerSettings};
 use crate::route::decide::Policy;
 use crate::store::Store;
 
@@ -67,21 +67,40 @@ pub fn intake(config: &Config, secret: &[u8]) -> anyhow::Result<Intake> {
     ))
 }
 
-/// The transport `[smtp]` describes.
+/// The transport `[smtp]` describes: `.eml` files, an SMTP relay or a local sendmail.
 pub fn transport(config: &Config) -> anyhow::Result<Box<dyn MailTransport>> {
-    match config.smtp.kind {
-        SmtpKind::File => {
-            let sink = FileSink::new(&config.smtp.dir).with_context(|| {
-                format!(
-                    "while creating the outbox directory {}",
-                    config.smtp.dir.display()
-                )
-            })?;
-            Ok(Box::new(sink))
-        }
-        other => anyhow::bail!(
-            "[smtp] kind = {other:?} is not available in this build yet; use kind = \"file\""
+    transport::build(&config.smtp)
+}
+
+/// The mail `send-test-email TO` sends: plain text from the support identity, with our own
+/// Message-ID, naming the transport that sent it.
+pub fn test_email(config: &Config, to: &str, secret: &[u8]) -> anyhow::Result<lettre::Message> {
+    let domain = config.general.support_address.domain();
+    let message_id = message_id::generate(None, domain, secret);
+    let via = transport::describe(&config.smtp);
+    let rendered = Rendered {
+        subject: "postdesk test email".to_string(),
+        body: format!(
+            "This is a test email from postdesk ({}).\n\nIt was sent via {via}. If you can read \
+             it, outbound mail works.\n",
+            config.general.support_address
         ),
+    };
+    let envelope = Envelope {
+        to_email: to.trim(),
+        to_name: "",
+        message_id: &message_id,
+        in_reply_to: "",
+        tracking_id: None,
+        automatic: false,
+    };
+    compose(&identity(config), &envelope, &rendered, &[])
+}
+
+fn identity(config: &Config) -> Identity {
+    Identity {
+        address: config.general.support_address.to_string(),
+        name: config.general.support_name.clone(),
     }
 }
 
@@ -89,10 +108,7 @@ pub fn transport(config: &Config) -> anyhow::Result<Box<dyn MailTransport>> {
 pub fn worker(config: &Config, secret: &[u8]) -> anyhow::Result<Worker> {
     let renderer = Renderer::new(config.general.templates_dir.as_deref())?;
     let settings = WorkerSettings {
-        identity: Identity {
-            address: config.general.support_address.to_string(),
-            name: config.general.support_name.clone(),
-        },
+        identity: identity(config),
         retry_for: config.smtp.retry_for,
         limit_mb: config.tickets.max_message_bytes / (1024 * 1024),
         base_url: config.general.base_url.clone(),

@@ -133,6 +133,8 @@ pub struct SmtpConfig {
     pub password: Option<Secret>,
     /// The file the password was read from, if any (kept for messages).
     pub password_file: Option<PathBuf>,
+    /// A PEM CA certificate trusted in addition to the system roots (a private CA, tests).
+    pub ca_file: Option<PathBuf>,
     /// The sendmail binary for `kind = "sendmail"`. Default `/usr/sbin/sendmail`.
     pub command: PathBuf,
     /// Per-attempt network timeout. Default `30s`.

@@ -15,6 +15,7 @@ use tracing::{error, info};
 use postdesk::config::{self, Config, LogFormat, SourceKind};
 use postdesk::intake::maildir::{self, Maildir};
 use postdesk::model::{TicketStatus, TrackingId};
+use postdesk::outbound::{diagnose, transport};
 use postdesk::store::TicketFilter;
 use postdesk::{app, cli, secret};
 
@@ -45,6 +46,12 @@ enum Command {
     Tickets {
         #[command(subcommand)]
         command: TicketsCommand,
+    },
+    /// Send a test mail straight through the configured transport (not the outbox); on
+    /// failure print what to fix and exit 1.
+    SendTestEmail {
+        /// The recipient address.
+        to: String,
     },
     /// Mail that could not be handled, kept raw.
     Quarantine {
@@ -139,6 +146,7 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run => run_daemon(&config),
         Command::Deliver => deliver(&config),
+        Command::SendTestEmail { to } => send_test_email(&config, &to),
         Command::Tickets {
             command: TicketsCommand::List { status, json },
         } => {
@@ -212,6 +220,22 @@ fn deliver(config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
+    let secret = secret::load_or_create(&config.general.secret_file)?;
+    let message = app::test_email(config, to, &secret)?;
+    let via = transport::describe(&config.smtp);
+    match app::transport(config)?.send_diagnosed(&message) {
+        Ok(()) => {
+            println!("Test email sent to {to} via {via}");
+            Ok(())
+        }
+        Err(failure) => anyhow::bail!(
+            "the test email to {to} was not sent via {via}: {}",
+            diagnose::explain(&failure, &config.smtp)
+        ),
+    }
 }
 
 fn run_daemon(config: &Config) -> anyhow::Result<()> {

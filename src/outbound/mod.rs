@@ -2,7 +2,9 @@
 //! the transports and the outbox worker that delivers queued rows.
 
 pub mod compose;
+pub mod diagnose;
 pub mod guard;
 pub mod message_id;
 pub mod render;
+pub mod transport;
 pub mod worker;

@@ -23,46 +23,7 @@ use crate::store::{OutboxItem, Store};
 /// can take (SMTP timeouts are 30 s), short enough that a crash delays the mail only a little.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
 
-/// Why a send did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// Worth retrying later (connection refused, 4xx, timeout, disk full).
-    #[error("transient: {0}")]
-    Transient(String),
-    /// Retrying cannot help (5xx, invalid recipient).
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
-/// Where mail goes.
-pub trait MailTransport: Send {
-    /// Delivers one message.
-    fn send(&self, message: &lettre::Message) -> Result<(), SendError>;
-}
-
-/// lettre's file transport: every mail becomes an `.eml` file in a directory (the embedded
-/// default, for trying postdesk without a mail server).
-pub struct FileSink {
-    inner: lettre::FileTransport,
-}
-
-impl FileSink {
-    /// Writes mails into `dir` (created if missing).
-    pub fn new(dir: &std::path::Path) -> std::io::Result<FileSink> {
-        std::fs::create_dir_all(dir)?;
-        Ok(FileSink {
-            inner: lettre::FileTransport::new(dir),
-        })
-    }
-}
-
-impl MailTransport for FileSink {
-    fn send(&self, message: &lettre::Message) -> Result<(), SendError> {
-        lettre::Transport::send(&self.inner, message)
-            .map(|_| ())
-            .map_err(|e| SendError::Transient(e.to_string()))
-    }
-}
+pub use crate::outbound::transport::{FileSink, MailTransport, SendError};
 
 /// Settings for the worker.
 #[derive(Debug, Clone)]
