@@ -110,6 +110,7 @@ pub fn worker(config: &Config, secret: &[u8]) -> anyhow::Result<Worker> {
     let settings = WorkerSettings {
         identity: identity(config),
         retry_for: config.smtp.retry_for,
+        retry_delay: config.smtp.retry_delay,
         limit_mb: config.tickets.max_message_bytes / (1024 * 1024),
         base_url: config.general.base_url.clone(),
         secret: secret.to_vec(),

@@ -143,6 +143,10 @@ pub struct SmtpConfig {
     /// How long a mail is retried before it is given up as failed. Default `3d`.
     #[serde(deserialize_with = "duration::deserialize")]
     pub retry_for: Duration,
+    /// The first retry delay after a transient failure; it doubles per attempt up to one
+    /// hour, with jitter. Default `30s`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub retry_delay: Duration,
 }
 
 /// `[tickets]`.

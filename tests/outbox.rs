@@ -84,6 +84,7 @@ impl Rig {
                 name: "Support".into(),
             },
             retry_for: std::time::Duration::from_secs(3 * 24 * 3600),
+            retry_delay: std::time::Duration::from_secs(30),
             limit_mb: 25,
             base_url: "http://127.0.0.1:8080".into(),
             secret: b"outbox-test-secret-0123456789abcdef0123".to_vec(),

@@ -38,6 +38,7 @@ tls = "starttls"
 command = "/usr/sbin/sendmail"
 timeout = "30s"
 retry_for = "3d"
+retry_delay = "30s"
 
 [tickets]
 auto_close_after = "72h"

@@ -118,6 +118,9 @@ impl Config {
         if smtp.timeout.is_zero() {
             problems.push("[smtp] timeout must be more than zero, e.g. \"30s\"".into());
         }
+        if smtp.retry_delay.is_zero() {
+            problems.push("[smtp] retry_delay must be more than zero, e.g. \"30s\"".into());
+        }
         if smtp.retry_for.is_zero() {
             problems.push("[smtp] retry_for must be more than zero, e.g. \"3d\"".into());
         }

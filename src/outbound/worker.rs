@@ -32,6 +32,8 @@ pub struct WorkerSettings {
     pub identity: Identity,
     /// Give up on a mail this long after it was queued.
     pub retry_for: Duration,
+    /// The first retry delay.
+    pub retry_delay: Duration,
     /// `max_message_bytes` in MB, for the "too large" mail.
     pub limit_mb: u64,
     /// The public base URL of the tracking page, for the personal links.
@@ -51,13 +53,14 @@ pub struct Worker {
     blobs: Blobs,
 }
 
-/// The delay before attempt `attempts + 1`: 30 s doubling up to one hour, plus up to 20 %
+/// The delay before attempt `attempts + 1`: `first` doubling up to one hour, plus up to 20 %
 /// jitter so that many rows failing together do not retry in lockstep.
-pub fn backoff(attempts: i64, jitter_seed: u64) -> Duration {
-    let exponent = attempts.clamp(1, 12) as u32 - 1;
-    let base = (30u64 << exponent).min(3600);
+pub fn backoff(first: Duration, attempts: i64, jitter_seed: u64) -> Duration {
+    let exponent = attempts.clamp(1, 20) as u32 - 1;
+    let first_ms = u64::try_from(first.as_millis()).unwrap_or(u64::MAX).max(1);
+    let base = first_ms.saturating_mul(1u64 << exponent).min(3_600_000);
     let jitter = jitter_seed % (base / 5 + 1);
-    Duration::from_secs(base + jitter)
+    Duration::from_millis(base + jitter)
 }
 
 impl Worker {
@@ -126,7 +129,11 @@ impl Worker {
                     self.store
                         .fail_outbox(item.id, &format!("gave up retrying: {reason}"))?;
                 } else {
-                    let delay = backoff(item.attempts + 1, now_ms as u64 ^ item.id as u64);
+                    let delay = backoff(
+                        self.settings.retry_delay,
+                        item.attempts + 1,
+                        now_ms as u64 ^ item.id as u64,
+                    );
                     warn!(ticket = %ticket, message_id = %item.message_id, reason = %reason,
                           retry_in_s = delay.as_secs(), "Mail not sent, will retry");
                     self.store
@@ -212,9 +219,14 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1, 0), Duration::from_secs(30));
-        assert_eq!(backoff(2, 0), Duration::from_secs(60));
-        assert_eq!(backoff(20, 0), Duration::from_secs(3600));
-        assert!(backoff(1, 999) <= Duration::from_secs(36));
+        let first = Duration::from_secs(30);
+        assert_eq!(backoff(first, 1, 0), Duration::from_secs(30));
+        assert_eq!(backoff(first, 2, 0), Duration::from_secs(60));
+        assert_eq!(backoff(first, 20, 0), Duration::from_secs(3600));
+        assert!(backoff(first, 1, 999_999) <= Duration::from_secs(36));
+        assert_eq!(
+            backoff(Duration::from_millis(500), 1, 0),
+            Duration::from_millis(500)
+        );
     }
 }
