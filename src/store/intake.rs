@@ -541,6 +541,7 @@ fn queue(
             "missing outbound Message-ID".into(),
         ))
     })?;
+    let in_reply_to = answered_message_id(tx, ticket_id, notice, p)?;
     let facts = recipient_facts(tx, &notice.to.email, now)?;
     let suppressed = suppression_reason(
         notice.template,
@@ -566,13 +567,39 @@ fn queue(
             language,
             notice.template.is_automatic(),
             message_id,
-            p.message.message_id.clone().unwrap_or_default(),
+            in_reply_to,
             now,
             if suppressed.is_some() { "suppressed" } else { "pending" },
             suppressed
         ],
     )?;
     Ok(())
+}
+
+/// The Message-ID a queued mail answers, so the recipient's client threads it: for the
+/// customer, their own latest mail in the ticket (never an agent's, which they never saw);
+/// for agents, the inbound mail that caused the notification.
+fn answered_message_id(
+    tx: &Transaction<'_>,
+    ticket_id: Option<i64>,
+    notice: &Notice,
+    p: &Prepared,
+) -> rusqlite::Result<String> {
+    let inbound = p.message.message_id.clone().unwrap_or_default();
+    let Some(ticket) = ticket_id else {
+        return Ok(inbound);
+    };
+    let customer_latest: Option<String> = tx
+        .query_row(
+            "SELECT m.message_id FROM messages m JOIN tickets t ON t.id = m.ticket_id
+             WHERE m.ticket_id = ?1 AND m.kind = 'customer' AND m.message_id IS NOT NULL
+               AND t.customer_email = ?2
+             ORDER BY m.id DESC LIMIT 1",
+            params![ticket, notice.to.email.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(customer_latest.unwrap_or(inbound))
 }
 
 /// What loop safety needs to know about a recipient, read inside the queueing transaction.
