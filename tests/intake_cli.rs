@@ -288,3 +288,77 @@ fn run_takes_mail_from_the_maildir_and_stops_cleanly() {
     };
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[test]
+fn an_oversized_mail_is_quarantined_and_its_human_sender_told_once_per_rate_limit() {
+    let scratch = Scratch::new();
+    let big_body = "x".repeat(4000);
+    let run = |n: usize| {
+        let mut command = scratch.command(&["deliver"]);
+        command
+            .env("POSTDESK__TICKETS__MAX_MESSAGE_BYTES", "2000")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("spawn");
+        let raw = mail(
+            "Olena <customer1@example.com>",
+            "Scans",
+            &format!("big{n}@client.example"),
+            "",
+            &big_body,
+        );
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &raw).expect("write");
+        let output = child.wait_with_output().expect("output");
+        assert!(output.status.success());
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
+    };
+    let outcome = run(0);
+    assert_eq!(outcome["outcome"], "quarantined");
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("too large")),
+        "{outcome}"
+    );
+    let told: Vec<String> = scratch
+        .outbox()
+        .into_iter()
+        .filter(|m| {
+            header(m, "Subject").is_some_and(|s| s.starts_with("Your message was too large"))
+        })
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        header(&told[0], "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert!(told[0].contains("customer1@example.com"));
+    for n in 1..15 {
+        assert_eq!(run(n)["outcome"], "quarantined");
+    }
+    let told = scratch
+        .outbox()
+        .into_iter()
+        .filter(|m| {
+            header(m, "Subject").is_some_and(|s| s.starts_with("Your message was too large"))
+        })
+        .count();
+    assert_eq!(
+        told, 10,
+        "automatic replies to one address stop at the hourly limit"
+    );
+    assert_eq!(
+        scratch
+            .json(&["quarantine", "list", "--json"])
+            .as_array()
+            .map(Vec::len),
+        Some(15)
+    );
+    assert_eq!(
+        scratch
+            .json(&["tickets", "list", "--json"])
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}
