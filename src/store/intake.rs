@@ -5,6 +5,7 @@
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::Store;
+use crate::lifecycle::ClosedMark;
 use crate::model::{EmailAddress, MessageKind, TicketStatus, TrackingId};
 use crate::route::decide::{Decision, Notice, TicketRef};
 
@@ -466,9 +467,12 @@ fn update_ticket_after_message(
     } else {
         author.name.clone()
     };
-    let closing = new_status == TicketStatus::Resolved && ticket.status != TicketStatus::Resolved;
-    let reopening = new_status != TicketStatus::Resolved;
-    let closed_by = closing.then(|| actor.as_str());
+    let (closing, reopening, closed_by) =
+        match crate::lifecycle::closed_mark(ticket.status, new_status, actor) {
+            ClosedMark::Set(by) => (true, false, Some(by.as_str())),
+            ClosedMark::Clear => (false, true, None),
+            ClosedMark::Keep => (false, false, None),
+        };
     tx.execute(
         "UPDATE tickets SET
              status = ?2,
