@@ -136,6 +136,9 @@ pub enum Refusal {
     /// Auto-closing a ticket that is not waiting on the customer (`replied`).
     #[error("the ticket is not waiting on the customer")]
     NotWaitingOnCustomer,
+    /// Auto-closing a ticket whose customer has not been silent long enough (or wrote since).
+    #[error("the ticket is not due for auto-close")]
+    NotDue,
 }
 
 /// The status after `event`, or why the event leaves the status alone. This is the whole

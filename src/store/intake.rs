@@ -4,6 +4,7 @@
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::outbox::{insert_outbox, NewOutboxRow};
 use super::Store;
 use crate::lifecycle::ClosedMark;
 use crate::model::{EmailAddress, MessageKind, TicketStatus, TrackingId};
@@ -499,7 +500,7 @@ fn update_ticket_after_message(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert_event(
+pub(super) fn insert_event(
     tx: &Transaction<'_>,
     ticket_id: i64,
     at: i64,
@@ -533,22 +534,19 @@ fn queue(
             "missing outbound Message-ID".into(),
         ))
     })?;
-    tx.execute(
-        "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
-                             language, automatic, message_id, in_reply_to, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-        params![
+    insert_outbox(
+        tx,
+        &NewOutboxRow {
             ticket_id,
-            cause,
-            notice.template.as_str(),
-            notice.to.email.as_str(),
-            notice.to.name,
+            cause_message: cause,
+            template: notice.template,
+            recipient_email: notice.to.email.as_str(),
+            recipient_name: &notice.to.name,
             language,
-            notice.template.is_automatic(),
             message_id,
-            p.message.message_id.clone().unwrap_or_default(),
-            now
-        ],
+            in_reply_to: p.message.message_id.as_deref().unwrap_or_default(),
+            now,
+        },
     )?;
     Ok(())
 }

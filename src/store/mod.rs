@@ -1,10 +1,12 @@
 //! Every SQL statement of postdesk lives under this module: the connection set-up, the
-//! migrations, the intake transaction, the outbox and the read queries.
+//! migrations, the intake transaction, lifecycle changes (auto-close, operator close/reopen),
+//! the outbox and the read queries.
 //!
 //! Invariants: one state change is one transaction that also writes its outbox rows and its
 //! inbound (dedupe) record; migrations are append-only (`PRAGMA user_version`).
 
 mod intake;
+mod lifecycle;
 mod outbox;
 mod queries;
 
@@ -15,6 +17,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
 pub use intake::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
+pub use lifecycle::{Closer, DueTicket, StatusChange};
 pub use outbox::{OutboxItem, OutboxStats};
 pub use queries::{QuarantinedMail, TicketFilter};
 

@@ -6,9 +6,10 @@
 //! never send the same row; a crash between send and mark leaves only that row `sending`, and
 //! it is sent again once its lease expires.
 
-use rusqlite::{params, Row};
+use rusqlite::{params, Connection, Row};
 
 use super::Store;
+use crate::model::Template;
 
 /// One due mail with what rendering it needs.
 #[derive(Debug, Clone)]
@@ -80,6 +81,51 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxItem> {
         cause_text: row.get(15)?,
         cause_author: row.get(16)?,
     })
+}
+
+/// One mail to queue, written inside the transaction of the change that causes it.
+#[derive(Debug, Clone)]
+pub(super) struct NewOutboxRow<'a> {
+    /// The ticket it is about (none for replies about mail that made no ticket).
+    pub ticket_id: Option<i64>,
+    /// The thread entry whose text it carries.
+    pub cause_message: Option<i64>,
+    /// Which mail.
+    pub template: Template,
+    /// Recipient address.
+    pub recipient_email: &'a str,
+    /// Recipient display name.
+    pub recipient_name: &'a str,
+    /// `en` or `uk`.
+    pub language: &'a str,
+    /// Our Message-ID for it (one per row, UNIQUE).
+    pub message_id: &'a str,
+    /// The inbound Message-ID it answers, for threading ('' if none).
+    pub in_reply_to: &'a str,
+    /// Now (ms): queued at, and due at.
+    pub now: i64,
+}
+
+/// Queues one mail; the caller's transaction makes it exist exactly when its cause does.
+pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
+                             language, automatic, message_id, in_reply_to, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            row.ticket_id,
+            row.cause_message,
+            row.template.as_str(),
+            row.recipient_email,
+            row.recipient_name,
+            row.language,
+            row.template.is_automatic(),
+            row.message_id,
+            row.in_reply_to,
+            row.now
+        ],
+    )?;
+    Ok(())
 }
 
 impl Store {
