@@ -1,10 +1,12 @@
 //! Wiring from a loaded [`Config`] to the working parts: the intake pipeline, the outbox
-//! worker and the mail transport. No business rules live here.
+//! worker, the mail transport and the scheduled jobs' context. No business rules live here.
 
 use anyhow::Context;
 
 use crate::config::{Config, SmtpKind};
 use crate::intake::{AttachmentLimits, Intake, IntakeSettings};
+use crate::jobs::auto_close::AutoCloseSettings;
+use crate::jobs::JobContext;
 use crate::model::Mailbox;
 use crate::outbound::compose::Identity;
 use crate::outbound::render::Renderer;
@@ -64,6 +66,23 @@ pub fn intake(config: &Config, secret: &[u8]) -> anyhow::Result<Intake> {
         &config.general.data_dir,
         settings,
     ))
+}
+
+/// The auto-close sweep's settings.
+pub fn auto_close_settings(config: &Config, secret: &[u8]) -> AutoCloseSettings {
+    AutoCloseSettings {
+        after: config.tickets.auto_close_after,
+        message_id_domain: config.general.support_address.domain().to_string(),
+        secret: secret.to_vec(),
+    }
+}
+
+/// What the scheduled jobs need, with their own database connection.
+pub fn job_context(config: &Config, secret: &[u8]) -> anyhow::Result<JobContext> {
+    Ok(JobContext {
+        store: open_store(config)?,
+        auto_close: auto_close_settings(config, secret),
+    })
 }
 
 /// The transport `[smtp]` describes.

@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod intake;
+pub mod jobs;
 pub mod lifecycle;
 pub mod model;
 pub mod outbound;

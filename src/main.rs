@@ -16,7 +16,7 @@ use postdesk::config::{self, Config, LogFormat, SourceKind};
 use postdesk::intake::maildir::{self, Maildir};
 use postdesk::model::{TicketStatus, TrackingId};
 use postdesk::store::TicketFilter;
-use postdesk::{app, cli, secret};
+use postdesk::{app, cli, jobs, secret};
 
 /// postdesk: a mail-to-ticket gateway.
 #[derive(Debug, Parser)]
@@ -227,6 +227,22 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
 
+    let mut scheduler =
+        jobs::Scheduler::new(jobs::registry(config), app::job_context(config, &secret)?);
+    let jobs_stop = stop.clone();
+    let jobs_wake = wake.clone();
+    // The first tick runs every job once (start-up); then each runs when its schedule fires.
+    let jobs_thread = std::thread::Builder::new()
+        .name("jobs".into())
+        .spawn(move || {
+            while !jobs_stop.load(Ordering::Relaxed) {
+                if scheduler.tick(chrono::Utc::now()).total.queued > 0 {
+                    let _ = jobs_wake.send(());
+                }
+                sleep_unless_stopped(&jobs_stop, Duration::from_millis(500));
+            }
+        })?;
+
     let intake_stop = stop.clone();
     let intake_thread = std::thread::Builder::new().name("intake".into()).spawn(move || {
         while !intake_stop.load(Ordering::Relaxed) {
@@ -263,6 +279,7 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     info!("Shutting down: finishing the mail in hand");
     stop.store(true, Ordering::Relaxed);
     let _ = intake_thread.join();
+    let _ = jobs_thread.join();
     let _ = worker_thread.join();
     info!("Stopped");
     Ok(())

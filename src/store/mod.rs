@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use intake::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
 pub use lifecycle::{Closer, DueTicket, StatusChange};
 pub use outbox::{OutboxItem, OutboxStats};
-pub use queries::{QuarantinedMail, TicketFilter};
+pub use queries::{time_from_ms, QuarantinedMail, TicketFilter};
 
 /// The migrations, in order. Append only: never edit, remove or reorder a released one.
 const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
