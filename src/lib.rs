@@ -10,6 +10,7 @@ pub mod intake;
 pub mod jobs;
 pub mod lifecycle;
 pub mod model;
+pub mod ops;
 pub mod outbound;
 pub mod route;
 pub mod secret;

@@ -82,6 +82,9 @@ pub struct Prepared {
     pub outgoing_message_ids: Vec<String>,
     /// Now, in ms.
     pub now: i64,
+    /// `quarantine retry`: the quarantined inbound row this outcome replaces. It is deleted in
+    /// the same transaction, so a failure keeps it and a success leaves exactly one record.
+    pub replaces_inbound: Option<i64>,
 }
 
 /// Why a transaction did not commit.
@@ -112,10 +115,16 @@ pub struct Applied {
 impl Store {
     /// True when a mail with this dedupe key was handled before.
     pub fn is_seen(&self, dedupe_key: &str) -> rusqlite::Result<bool> {
+        self.is_seen_except(dedupe_key, None)
+    }
+
+    /// [`Store::is_seen`], not counting the inbound row `except` (a quarantined mail being
+    /// retried).
+    pub fn is_seen_except(&self, dedupe_key: &str, except: Option<i64>) -> rusqlite::Result<bool> {
         self.conn
             .query_row(
-                "SELECT 1 FROM inbound WHERE dedupe_key = ?1",
-                [dedupe_key],
+                "SELECT 1 FROM inbound WHERE dedupe_key = ?1 AND id IS NOT ?2",
+                params![dedupe_key, except],
                 |_| Ok(()),
             )
             .optional()
@@ -229,6 +238,16 @@ fn apply_in(
         Decision::NewTicket { .. } => ("ticket_opened", None, None),
         Decision::Append { ticket, .. } => ("appended", Some(ticket.id), None),
     };
+    if let Some(old) = p.replaces_inbound {
+        let deleted = tx.execute(
+            "DELETE FROM inbound WHERE id = ?1 AND outcome = 'quarantined'",
+            [old],
+        )?;
+        // Another retry of the same entry won: this one changes nothing.
+        if deleted != 1 {
+            return Err(ApplyError::Duplicate);
+        }
+    }
     let inbound_id = insert_inbound(tx, &p.record, outcome, reason.as_deref())?;
 
     let mut ticket_id = ticket_row;
