@@ -93,7 +93,7 @@ fn close_stale_closes_after_72_silent_hours_and_the_customer_reopens() {
     let mails_before = scratch.outbox().len();
     let due = at(Duration::hours(72));
     let dry = scratch.json(&["close-stale", "--now", &due, "--dry-run", "--json"]);
-    assert_eq!(ids(&dry, "would_close"), [id.clone()], "{dry}");
+    assert_eq!(ids(&dry, "would_close"), vec![id.as_str()], "{dry}");
     assert!(ids(&dry, "closed").is_empty());
     assert_eq!(dry["dry_run"], true);
     assert_eq!(
@@ -108,7 +108,7 @@ fn close_stale_closes_after_72_silent_hours_and_the_customer_reopens() {
     );
 
     let closed = scratch.json(&["close-stale", "--now", &due, "--json"]);
-    assert_eq!(ids(&closed, "closed"), [id.clone()], "{closed}");
+    assert_eq!(ids(&closed, "closed"), vec![id.as_str()], "{closed}");
     let ticket = show(&scratch, &id);
     assert_eq!(ticket["status"], "resolved");
     assert_eq!(ticket["closed_by"], "auto");
