@@ -1,10 +1,13 @@
 //! Wiring from a loaded [`Config`] to the working parts: the intake pipeline, the outbox
-//! worker and the mail transport. No business rules live here.
+//! worker, the mail transport and the scheduled jobs' context. No business rules live here.
 
 use crate::config::Config;
 use crate::intake::{AttachmentLimits, Intake, IntakeSettings};
+use crate::jobs::auto_close::AutoCloseSettings;
+use crate::jobs::JobContext;
 use crate::model::Mailbox;
 use crate::outbound::compose::{compose, Envelope, Identity};
+use crate::outbound::guard::SendPolicy;
 use crate::outbound::message_id;
 use crate::outbound::render::{Rendered, Renderer};
 use crate::outbound::transport::{self, MailTransport};
@@ -19,7 +22,17 @@ pub fn now_ms() -> i64 {
 
 /// Opens the database named in the config.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.general.database)
+    let mut store = Store::open(&config.general.database)?;
+    store.set_send_policy(send_policy(config));
+    Ok(store)
+}
+
+/// The loop-safety rules for outgoing mail.
+pub fn send_policy(config: &Config) -> SendPolicy {
+    SendPolicy {
+        own_addresses: config.own_addresses(),
+        auto_reply_limit_per_hour: config.tickets.auto_reply_limit_per_hour,
+    }
 }
 
 /// The routing policy the config describes.
@@ -65,6 +78,23 @@ pub fn intake(config: &Config, secret: &[u8]) -> anyhow::Result<Intake> {
         &config.general.data_dir,
         settings,
     ))
+}
+
+/// The auto-close sweep's settings.
+pub fn auto_close_settings(config: &Config, secret: &[u8]) -> AutoCloseSettings {
+    AutoCloseSettings {
+        after: config.tickets.auto_close_after,
+        message_id_domain: config.general.support_address.domain().to_string(),
+        secret: secret.to_vec(),
+    }
+}
+
+/// What the scheduled jobs need, with their own database connection.
+pub fn job_context(config: &Config, secret: &[u8]) -> anyhow::Result<JobContext> {
+    Ok(JobContext {
+        store: open_store(config)?,
+        auto_close: auto_close_settings(config, secret),
+    })
 }
 
 /// The transport `[smtp]` describes: `.eml` files, an SMTP relay or a local sendmail.

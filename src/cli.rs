@@ -1,10 +1,12 @@
-//! Output of the operator commands (`tickets list/show`, `quarantine list`): aligned text for
-//! people, JSON (`--json`) for scripts.
+//! Output of the operator commands (`tickets list/show`, `quarantine list/retry`,
+//! `close-stale`): aligned text for people, JSON (`--json`) for scripts.
 
 use std::io::Write;
 
 use serde::Serialize;
 
+use crate::intake::Outcome;
+use crate::jobs::auto_close::SweepReport;
 use crate::model::{ThreadMessage, Ticket};
 use crate::store::QuarantinedMail;
 
@@ -127,4 +129,41 @@ pub fn print_quarantine(out: &mut impl Write, mails: &[QuarantinedMail]) -> std:
         )?;
     }
     Ok(())
+}
+
+/// Prints what an auto-close sweep closed (or, dry, would close).
+pub fn print_sweep(out: &mut impl Write, report: &SweepReport) -> std::io::Result<()> {
+    let (verb, ids) = if report.dry_run {
+        ("Would close", &report.would_close)
+    } else {
+        ("Closed", &report.closed)
+    };
+    let as_of = report.as_of.to_rfc3339();
+    if ids.is_empty() {
+        return writeln!(out, "No ticket is due for auto-close as of {as_of}.");
+    }
+    writeln!(out, "{verb} {} ticket(s) as of {as_of}:", ids.len())?;
+    for id in ids {
+        writeln!(out, "  {id}")?;
+    }
+    Ok(())
+}
+
+/// Prints the new outcome of a retried quarantine entry.
+pub fn print_retry(out: &mut impl Write, id: i64, outcome: &Outcome) -> std::io::Result<()> {
+    let ticket = outcome
+        .ticket
+        .as_ref()
+        .map(|t| format!(" (ticket {t})"))
+        .unwrap_or_default();
+    let reason = outcome
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "Quarantine entry {id}: {}{ticket}{reason}",
+        outcome.outcome
+    )
 }

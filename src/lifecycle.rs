@@ -1,8 +1,13 @@
 //! The ticket state machine and agent commands: pure functions over statuses and times.
 //!
+//! [`transition`] is the one table of status changes; every cause (customer mail, agent mail
+//! with or without a command, the auto-close schedule, an operator's `tickets close/reopen`)
+//! goes through it, and the store records each change with its [`Actor`] in the event log.
+//!
 //! Invariants: only a ticket in `replied` is ever closed by the clock; a customer message
 //! never leaves a ticket `resolved` (it reopens it, or the router opens a new ticket); a
-//! ticket that no agent has answered yet stays `new` when the customer writes again.
+//! ticket that no agent has answered yet stays `new` when the customer writes again; an
+//! operator cannot close a resolved ticket or reopen one that is not resolved.
 
 use std::time::Duration;
 
@@ -85,28 +90,122 @@ pub fn parse_agent_command(text: &str) -> (Option<AgentCommand>, String) {
     (None, text.to_string())
 }
 
+/// What happened to a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The customer wrote (by mail).
+    CustomerMail {
+        /// `[tickets] reopen_on_reply`.
+        reopen_on_reply: bool,
+    },
+    /// An agent wrote (by mail), with the command on its first line if any.
+    AgentMail(Option<AgentCommand>),
+    /// The auto-close schedule found the ticket due ([`is_due_for_auto_close`]).
+    AutoClose,
+    /// An operator ran `tickets close`.
+    OperatorClose,
+    /// An operator ran `tickets reopen`.
+    OperatorReopen,
+}
+
+impl Event {
+    /// Who causes this event.
+    pub fn actor(self) -> Actor {
+        match self {
+            Event::CustomerMail { .. } => Actor::Customer,
+            Event::AgentMail(_) => Actor::Agent,
+            Event::AutoClose => Actor::Auto,
+            Event::OperatorClose | Event::OperatorReopen => Actor::Cli,
+        }
+    }
+}
+
+/// Why an event does not change a ticket's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A customer reply to a resolved ticket with `reopen_on_reply = false`: the router opens
+    /// a new ticket that names this one instead.
+    #[error("the ticket is resolved and replies do not reopen it")]
+    OpensNewTicket,
+    /// Closing a ticket that is already resolved.
+    #[error("the ticket is already resolved")]
+    AlreadyResolved,
+    /// Reopening a ticket that is not resolved.
+    #[error("the ticket is not resolved")]
+    NotResolved,
+    /// Auto-closing a ticket that is not waiting on the customer (`replied`).
+    #[error("the ticket is not waiting on the customer")]
+    NotWaitingOnCustomer,
+    /// Auto-closing a ticket whose customer has not been silent long enough (or wrote since).
+    #[error("the ticket is not due for auto-close")]
+    NotDue,
+}
+
+/// The status after `event`, or why the event leaves the status alone. This is the whole
+/// state machine; the README's transition table is this function written out.
+pub fn transition(current: TicketStatus, event: Event) -> Result<TicketStatus, Refusal> {
+    use TicketStatus::*;
+    match event {
+        Event::CustomerMail { reopen_on_reply } => match current {
+            New => Ok(New),
+            Resolved if !reopen_on_reply => Err(Refusal::OpensNewTicket),
+            _ => Ok(WaitingReply),
+        },
+        Event::AgentMail(command) => Ok(match command {
+            None => Replied,
+            Some(AgentCommand::Close) => Resolved,
+            Some(AgentCommand::Note) => current,
+            Some(AgentCommand::Hold) => OnHold,
+            Some(AgentCommand::Progress) => InProgress,
+            Some(AgentCommand::Reopen) => WaitingReply,
+        }),
+        Event::AutoClose => match current {
+            Replied => Ok(Resolved),
+            _ => Err(Refusal::NotWaitingOnCustomer),
+        },
+        Event::OperatorClose => match current {
+            Resolved => Err(Refusal::AlreadyResolved),
+            _ => Ok(Resolved),
+        },
+        // Like an agent's `#reopen`: the ticket goes back to the agents' queue.
+        Event::OperatorReopen => match current {
+            Resolved => Ok(WaitingReply),
+            _ => Err(Refusal::NotResolved),
+        },
+    }
+}
+
 /// The status after the customer writes. `None` means the ticket is resolved and must not be
 /// reopened (`reopen_on_reply = false`): the router opens a new ticket instead.
 pub fn after_customer_message(
     current: TicketStatus,
     reopen_on_reply: bool,
 ) -> Option<TicketStatus> {
-    match current {
-        TicketStatus::New => Some(TicketStatus::New),
-        TicketStatus::Resolved if !reopen_on_reply => None,
-        _ => Some(TicketStatus::WaitingReply),
-    }
+    transition(current, Event::CustomerMail { reopen_on_reply }).ok()
 }
 
 /// The status after an agent's mail, with or without a command.
 pub fn after_agent_message(current: TicketStatus, command: Option<AgentCommand>) -> TicketStatus {
-    match command {
-        None => TicketStatus::Replied,
-        Some(AgentCommand::Close) => TicketStatus::Resolved,
-        Some(AgentCommand::Note) => current,
-        Some(AgentCommand::Hold) => TicketStatus::OnHold,
-        Some(AgentCommand::Progress) => TicketStatus::InProgress,
-        Some(AgentCommand::Reopen) => TicketStatus::WaitingReply,
+    transition(current, Event::AgentMail(command)).unwrap_or(current)
+}
+
+/// What a status change does to the ticket's `closed_at`/`closed_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedMark {
+    /// The ticket was just resolved: record when and by whom.
+    Set(Actor),
+    /// The ticket is open (again): clear them.
+    Clear,
+    /// A resolved ticket stays resolved (e.g. an agent's `#note`): keep the original closer.
+    Keep,
+}
+
+/// The `closed_at`/`closed_by` bookkeeping for a change `from → to` caused by `actor`.
+pub fn closed_mark(from: TicketStatus, to: TicketStatus, actor: Actor) -> ClosedMark {
+    match (from == TicketStatus::Resolved, to == TicketStatus::Resolved) {
+        (false, true) => ClosedMark::Set(actor),
+        (true, true) => ClosedMark::Keep,
+        (_, false) => ClosedMark::Clear,
     }
 }
 
@@ -135,125 +234,4 @@ pub fn is_due_for_auto_close(facts: CloseFacts, now_ms: i64, after: Duration) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use TicketStatus::*;
-
-    #[test]
-    fn customer_message_transitions() {
-        let table = [
-            (New, true, Some(New)),
-            (WaitingReply, true, Some(WaitingReply)),
-            (Replied, true, Some(WaitingReply)),
-            (InProgress, true, Some(WaitingReply)),
-            (OnHold, true, Some(WaitingReply)),
-            (Resolved, true, Some(WaitingReply)),
-            (Resolved, false, None),
-            (Replied, false, Some(WaitingReply)),
-        ];
-        for (from, reopen, expected) in table {
-            assert_eq!(
-                after_customer_message(from, reopen),
-                expected,
-                "{from} reopen={reopen}"
-            );
-        }
-    }
-
-    #[test]
-    fn agent_message_transitions() {
-        let table = [
-            (New, None, Replied),
-            (Resolved, None, Replied),
-            (WaitingReply, Some(AgentCommand::Close), Resolved),
-            (WaitingReply, Some(AgentCommand::Note), WaitingReply),
-            (New, Some(AgentCommand::Note), New),
-            (Replied, Some(AgentCommand::Hold), OnHold),
-            (Replied, Some(AgentCommand::Progress), InProgress),
-            (Resolved, Some(AgentCommand::Reopen), WaitingReply),
-        ];
-        for (from, command, expected) in table {
-            assert_eq!(
-                after_agent_message(from, command),
-                expected,
-                "{from} {command:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn agent_commands_are_parsed_from_the_first_non_empty_line() {
-        let table: [(&str, Option<AgentCommand>, &str); 8] = [
-            (
-                "#close\nThanks, fixed.",
-                Some(AgentCommand::Close),
-                "Thanks, fixed.",
-            ),
-            ("\n\n  #CLOSE  \n", Some(AgentCommand::Close), ""),
-            (
-                "#note\ncustomer is VIP\n-- \nОлена",
-                Some(AgentCommand::Note),
-                "customer is VIP\n-- \nОлена",
-            ),
-            ("#Hold", Some(AgentCommand::Hold), ""),
-            (
-                "#progress\nlooking",
-                Some(AgentCommand::Progress),
-                "looking",
-            ),
-            ("#reopen", Some(AgentCommand::Reopen), ""),
-            ("#closed is not a command", None, "#closed is not a command"),
-            ("Hello\n#close", None, "Hello\n#close"),
-        ];
-        for (text, command, rest) in table {
-            assert_eq!(
-                parse_agent_command(text),
-                (command, rest.to_string()),
-                "{text:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn auto_close_waits_exactly_the_configured_time() {
-        const H: i64 = 3_600_000;
-        let after = Duration::from_secs(72 * 3600);
-        let t = 1_700_000_000_000;
-        let replied = |customer: Option<i64>| CloseFacts {
-            status: Replied,
-            last_agent_at: Some(t),
-            last_customer_at: customer,
-        };
-        assert!(!is_due_for_auto_close(
-            replied(None),
-            t + 72 * H - 60_000,
-            after
-        ));
-        assert!(is_due_for_auto_close(replied(None), t + 72 * H, after));
-        assert!(is_due_for_auto_close(
-            replied(Some(t - H)),
-            t + 73 * H,
-            after
-        ));
-        assert!(!is_due_for_auto_close(
-            replied(Some(t + 10 * H)),
-            t + 500 * H,
-            after
-        ));
-        for status in [New, WaitingReply, InProgress, OnHold, Resolved] {
-            let facts = CloseFacts {
-                status,
-                ..replied(None)
-            };
-            assert!(
-                !is_due_for_auto_close(facts, t + 500 * H, after),
-                "{status}"
-            );
-        }
-        let never_answered = CloseFacts {
-            last_agent_at: None,
-            ..replied(None)
-        };
-        assert!(!is_due_for_auto_close(never_answered, t + 500 * H, after));
-    }
-}
+mod tests;

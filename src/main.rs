@@ -9,6 +9,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
@@ -16,8 +17,7 @@ use postdesk::config::{self, Config, LogFormat, SourceKind};
 use postdesk::intake::maildir::{self, Maildir};
 use postdesk::model::{TicketStatus, TrackingId};
 use postdesk::outbound::{diagnose, transport};
-use postdesk::store::TicketFilter;
-use postdesk::{app, cli, secret};
+use postdesk::{app, jobs, ops, secret};
 
 /// postdesk: a mail-to-ticket gateway.
 #[derive(Debug, Parser)]
@@ -42,7 +42,20 @@ enum Command {
     /// Ingest one message from standard input (for an MTA pipe). Exit 0 once stored, 75 on a
     /// transient failure so that the MTA tries again.
     Deliver,
-    /// Look at tickets.
+    /// Run the auto-close sweep once: resolve tickets whose customer stayed silent for
+    /// `auto_close_after` after an agent's reply, and send them "Ticket closed/resolved".
+    CloseStale {
+        /// Evaluate the rule as of this RFC 3339 time instead of now.
+        #[arg(long, value_parser = ops::parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// Only list what would close; change and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look at and change tickets.
     Tickets {
         #[command(subcommand)]
         command: TicketsCommand,
@@ -67,6 +80,12 @@ enum TicketsCommand {
         /// Only tickets with this status (new, waiting_reply, replied, in_progress, on_hold, resolved).
         #[arg(long, value_parser = parse_status)]
         status: Option<TicketStatus>,
+        /// Only tickets of this customer address.
+        #[arg(long)]
+        customer: Option<String>,
+        /// Only tickets updated since an RFC 3339 time or a duration ago (e.g. 7d).
+        #[arg(long, value_parser = |t: &str| ops::parse_since(t, Utc::now()))]
+        since: Option<DateTime<Utc>>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -80,12 +99,32 @@ enum TicketsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Resolve a ticket; the customer gets "Ticket closed/resolved" (as after `#close`).
+    Close {
+        /// The tracking ID (XXX-XXX-XXXX).
+        #[arg(value_parser = parse_tracking_id)]
+        id: TrackingId,
+    },
+    /// Reopen a resolved ticket (as after `#reopen`); nothing is sent.
+    Reopen {
+        /// The tracking ID (XXX-XXX-XXXX).
+        #[arg(value_parser = parse_tracking_id)]
+        id: TrackingId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum QuarantineCommand {
     /// List quarantined mail with the reasons.
     List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process a quarantined mail again (after a fix) and print its new outcome.
+    Retry {
+        /// The entry's ID from `quarantine list`.
+        id: i64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -147,59 +186,30 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Run => run_daemon(&config),
         Command::Deliver => deliver(&config),
         Command::SendTestEmail { to } => send_test_email(&config, &to),
-        Command::Tickets {
-            command: TicketsCommand::List { status, json },
-        } => {
-            let store = app::open_store(&config)?;
-            let tickets = store.list_tickets(&TicketFilter {
+        Command::CloseStale { now, dry_run, json } => {
+            ops::close_stale(&config, now, dry_run, json, &mut out)
+        }
+        Command::Tickets { command } => match command {
+            TicketsCommand::List {
                 status,
-                ..TicketFilter::default()
-            })?;
-            if json {
-                serde_json::to_writer_pretty(&mut out, &tickets)?;
-                writeln_ok(&mut out)
-            } else {
-                Ok(cli::print_ticket_table(&mut out, &tickets)?)
+                customer,
+                since,
+                json,
+            } => {
+                let filter = ops::ticket_filter(status, customer.as_deref(), since)?;
+                ops::list_tickets(&config, &filter, json, &mut out)
             }
-        }
-        Command::Tickets {
-            command: TicketsCommand::Show { id, json },
-        } => {
-            let store = app::open_store(&config)?;
-            let ticket = store
-                .ticket_by_tracking_id(&id)?
-                .with_context(|| format!("no ticket {id}"))?;
-            let thread = store.thread(&id, true)?;
-            if json {
-                serde_json::to_writer_pretty(
-                    &mut out,
-                    &cli::TicketWithThread {
-                        ticket: &ticket,
-                        messages: &thread,
-                    },
-                )?;
-                writeln_ok(&mut out)
-            } else {
-                Ok(cli::print_ticket(&mut out, &ticket, &thread)?)
+            TicketsCommand::Show { id, json } => ops::show_ticket(&config, &id, json, &mut out),
+            TicketsCommand::Close { id } => ops::close_ticket(&config, &id, &mut out),
+            TicketsCommand::Reopen { id } => ops::reopen_ticket(&config, &id, &mut out),
+        },
+        Command::Quarantine { command } => match command {
+            QuarantineCommand::List { json } => ops::list_quarantine(&config, json, &mut out),
+            QuarantineCommand::Retry { id, json } => {
+                ops::retry_quarantined(&config, id, json, &mut out)
             }
-        }
-        Command::Quarantine {
-            command: QuarantineCommand::List { json },
-        } => {
-            let mails = app::open_store(&config)?.quarantined()?;
-            if json {
-                serde_json::to_writer_pretty(&mut out, &mails)?;
-                writeln_ok(&mut out)
-            } else {
-                Ok(cli::print_quarantine(&mut out, &mails)?)
-            }
-        }
+        },
     }
-}
-
-fn writeln_ok(out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    writeln!(out)?;
-    Ok(())
 }
 
 fn deliver(config: &Config) -> anyhow::Result<()> {
@@ -252,6 +262,22 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
 
+    let mut scheduler =
+        jobs::Scheduler::new(jobs::registry(config), app::job_context(config, &secret)?);
+    let jobs_stop = stop.clone();
+    let jobs_wake = wake.clone();
+    // The first tick runs every job once (start-up); then each runs when its schedule fires.
+    let jobs_thread = std::thread::Builder::new()
+        .name("jobs".into())
+        .spawn(move || {
+            while !jobs_stop.load(Ordering::Relaxed) {
+                if scheduler.tick(chrono::Utc::now()).total.queued > 0 {
+                    let _ = jobs_wake.send(());
+                }
+                sleep_unless_stopped(&jobs_stop, Duration::from_millis(500));
+            }
+        })?;
+
     let intake_stop = stop.clone();
     let intake_thread = std::thread::Builder::new().name("intake".into()).spawn(move || {
         while !intake_stop.load(Ordering::Relaxed) {
@@ -288,6 +314,7 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     info!("Shutting down: finishing the mail in hand");
     stop.store(true, Ordering::Relaxed);
     let _ = intake_thread.join();
+    let _ = jobs_thread.join();
     let _ = worker_thread.join();
     info!("Stopped");
     Ok(())

@@ -8,6 +8,7 @@
 
 pub mod maildir;
 pub mod parse;
+mod retry;
 
 use std::path::Path;
 
@@ -105,6 +106,19 @@ impl Intake {
         source: &str,
         now_ms: i64,
     ) -> Result<Outcome, IntakeError> {
+        self.process_with(raw, source, now_ms, None)
+    }
+
+    /// [`Intake::process`], or with `retry` the reprocessing of a quarantined mail: its own
+    /// inbound row does not count as "seen", and the new outcome replaces that row in the
+    /// same transaction (see `retry.rs`).
+    fn process_with(
+        &mut self,
+        raw: &[u8],
+        source: &str,
+        now_ms: i64,
+        retry: Option<&retry::Retry>,
+    ) -> Result<Outcome, IntakeError> {
         let too_large = raw.len() > self.settings.policy.max_message_bytes;
         let parsed = if too_large {
             parse::parse_headers_only(raw)
@@ -114,11 +128,17 @@ impl Intake {
         let mail = match parsed {
             Ok(mail) => mail,
             Err(error) => {
-                return self.quarantine_unreadable(raw, source, now_ms, &error.to_string())
+                return self.quarantine_unreadable(raw, source, now_ms, &error.to_string(), retry)
             }
         };
-        let lookup = self.lookup(&mail, raw.len())?;
+        let lookup = self.lookup(&mail, raw.len(), retry)?;
         let mut decision = decide(&mail, &lookup, &self.settings.policy);
+        if retry.is_some() {
+            // The sender was told when the mail was first quarantined; do not tell them twice.
+            if let Decision::Quarantine { notify, .. } = &mut decision {
+                *notify = None;
+            }
+        }
         if decision == Decision::Duplicate {
             return Ok(outcome_of("duplicate", None, None, &mail.dedupe_key, 0));
         }
@@ -140,7 +160,7 @@ impl Intake {
                 .map(|s| s.email.to_string())
                 .unwrap_or_default(),
             subject: mail.subject.clone(),
-            received_at: now_ms,
+            received_at: retry.map_or(now_ms, |r| r.received_at),
         };
         let author = mail.from.as_ref().or(mail.sender.as_ref());
         let message = NewMessage {
@@ -154,7 +174,8 @@ impl Intake {
             raw_sha256: Some(raw_sha256),
             attachments,
         };
-        self.apply(&mail, &decision, record, message, now_ms)
+        let replaces_inbound = retry.map(|r| r.inbound_id);
+        self.apply(&mail, &decision, record, message, now_ms, replaces_inbound)
     }
 
     fn apply(
@@ -164,6 +185,7 @@ impl Intake {
         record: IntakeRecord,
         message: NewMessage,
         now_ms: i64,
+        replaces_inbound: Option<i64>,
     ) -> Result<Outcome, IntakeError> {
         let notice_count = match decision {
             Decision::NewTicket { notices, .. } | Decision::Append { notices, .. } => notices.len(),
@@ -180,6 +202,7 @@ impl Intake {
             outgoing_message_ids: Vec::new(),
             now: now_ms,
             send_policy: self.send_policy(),
+            replaces_inbound,
         };
         // A collision of two random 10-character IDs is astronomically rare; retry a few
         // times with a fresh draw rather than fail the mail.
@@ -230,8 +253,15 @@ impl Intake {
         }
     }
 
-    fn lookup(&self, mail: &InboundMail, raw_size: usize) -> Result<Lookup, IntakeError> {
-        let already_seen = self.store.is_seen(&mail.dedupe_key)?;
+    fn lookup(
+        &self,
+        mail: &InboundMail,
+        raw_size: usize,
+        retry: Option<&retry::Retry>,
+    ) -> Result<Lookup, IntakeError> {
+        let already_seen = self
+            .store
+            .is_seen_except(&mail.dedupe_key, retry.map(|r| r.inbound_id))?;
         let tagged = match find_subject_tag(&mail.subject) {
             Some(id) => self.store.ticket_ref_by_tracking_id(&id)?,
             None => None,
@@ -334,9 +364,11 @@ impl Intake {
         source: &str,
         now_ms: i64,
         why: &str,
+        retry: Option<&retry::Retry>,
     ) -> Result<Outcome, IntakeError> {
         let dedupe_key = parse::content_hash(raw);
-        if self.store.is_seen(&dedupe_key)? {
+        let replaces_inbound = retry.map(|r| r.inbound_id);
+        if self.store.is_seen_except(&dedupe_key, replaces_inbound)? {
             return Ok(outcome_of("duplicate", None, None, &dedupe_key, 0));
         }
         let raw_sha256 = self.blobs.put(raw)?;
@@ -353,7 +385,7 @@ impl Intake {
                 raw_sha256: Some(raw_sha256),
                 sender: String::new(),
                 subject: String::new(),
-                received_at: now_ms,
+                received_at: retry.map_or(now_ms, |r| r.received_at),
             },
             message: NewMessage::default(),
             new_tracking_id: TrackingId::generate(),
@@ -361,6 +393,7 @@ impl Intake {
             outgoing_message_ids: Vec::new(),
             now: now_ms,
             send_policy: self.send_policy(),
+            replaces_inbound,
         };
         match self.store.apply_decision(&decision, &prepared) {
             Ok(_) => {

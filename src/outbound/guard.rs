@@ -9,12 +9,22 @@ use crate::route::robots::is_robot_address;
 pub const BOUNCE_SUPPRESSION_MS: i64 = 60 * 24 * 3600 * 1000;
 
 /// The send policy from the config.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SendPolicy {
     /// Our own addresses: never a recipient.
     pub own_addresses: Vec<EmailAddress>,
     /// At most this many automatic mails per address and hour.
     pub auto_reply_limit_per_hour: u32,
+}
+
+impl Default for SendPolicy {
+    /// No own addresses known, and the default limit of 10 automatic mails per hour.
+    fn default() -> SendPolicy {
+        SendPolicy {
+            own_addresses: Vec::new(),
+            auto_reply_limit_per_hour: 10,
+        }
+    }
 }
 
 /// What the store knows about a recipient.

@@ -4,11 +4,11 @@
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::outbox::{insert_outbox, NewOutboxRow};
 use super::Store;
+use crate::lifecycle::ClosedMark;
 use crate::model::{BounceInfo, EmailAddress, MessageKind, TicketStatus, TrackingId};
-use crate::outbound::guard::{
-    suppression_reason, RecipientFacts, SendPolicy, BOUNCE_SUPPRESSION_MS,
-};
+use crate::outbound::guard::{SendPolicy, BOUNCE_SUPPRESSION_MS};
 use crate::route::decide::{Decision, Notice, TicketRef};
 
 /// The inbound record written for every mail, whatever became of it.
@@ -85,6 +85,9 @@ pub struct Prepared {
     pub now: i64,
     /// Loop-safety rules for the mails queued.
     pub send_policy: SendPolicy,
+    /// `quarantine retry`: the quarantined inbound row this outcome replaces. It is deleted in
+    /// the same transaction, so a failure keeps it and a success leaves exactly one record.
+    pub replaces_inbound: Option<i64>,
 }
 
 /// Why a transaction did not commit.
@@ -115,10 +118,16 @@ pub struct Applied {
 impl Store {
     /// True when a mail with this dedupe key was handled before.
     pub fn is_seen(&self, dedupe_key: &str) -> rusqlite::Result<bool> {
+        self.is_seen_except(dedupe_key, None)
+    }
+
+    /// [`Store::is_seen`], not counting the inbound row `except` (a quarantined mail being
+    /// retried).
+    pub fn is_seen_except(&self, dedupe_key: &str, except: Option<i64>) -> rusqlite::Result<bool> {
         self.conn
             .query_row(
-                "SELECT 1 FROM inbound WHERE dedupe_key = ?1",
-                [dedupe_key],
+                "SELECT 1 FROM inbound WHERE dedupe_key = ?1 AND id IS NOT ?2",
+                params![dedupe_key, except],
                 |_| Ok(()),
             )
             .optional()
@@ -232,6 +241,16 @@ fn apply_in(
         Decision::NewTicket { .. } => ("ticket_opened", None, None),
         Decision::Append { ticket, .. } => ("appended", Some(ticket.id), None),
     };
+    if let Some(old) = p.replaces_inbound {
+        let deleted = tx.execute(
+            "DELETE FROM inbound WHERE id = ?1 AND outcome = 'quarantined'",
+            [old],
+        )?;
+        // Another retry of the same entry won: this one changes nothing.
+        if deleted != 1 {
+            return Err(ApplyError::Duplicate);
+        }
+    }
     let inbound_id = insert_inbound(tx, &p.record, outcome, reason.as_deref())?;
 
     let mut ticket_id = ticket_row;
@@ -478,9 +497,12 @@ fn update_ticket_after_message(
     } else {
         author.name.clone()
     };
-    let closing = new_status == TicketStatus::Resolved && ticket.status != TicketStatus::Resolved;
-    let reopening = new_status != TicketStatus::Resolved;
-    let closed_by = closing.then(|| actor.as_str());
+    let (closing, reopening, closed_by) =
+        match crate::lifecycle::closed_mark(ticket.status, new_status, actor) {
+            ClosedMark::Set(by) => (true, false, Some(by.as_str())),
+            ClosedMark::Clear => (false, true, None),
+            ClosedMark::Keep => (false, false, None),
+        };
     tx.execute(
         "UPDATE tickets SET
              status = ?2,
@@ -507,7 +529,7 @@ fn update_ticket_after_message(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert_event(
+pub(super) fn insert_event(
     tx: &Transaction<'_>,
     ticket_id: i64,
     at: i64,
@@ -542,36 +564,20 @@ fn queue(
         ))
     })?;
     let in_reply_to = answered_message_id(tx, ticket_id, notice, p)?;
-    let facts = recipient_facts(tx, &notice.to.email, now)?;
-    let suppressed = suppression_reason(
-        notice.template,
-        &notice.to.email,
-        &p.send_policy,
-        &facts,
-        now,
-    );
-    if let (Some(reason), Some(ticket)) = (&suppressed, ticket_id) {
-        insert_event(tx, ticket, now, "system", "suppressed", None, None, reason)?;
-    }
-    tx.execute(
-        "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
-                             language, automatic, message_id, in_reply_to, next_attempt_at, created_at,
-                             status, last_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
-        params![
+    insert_outbox(
+        tx,
+        &NewOutboxRow {
             ticket_id,
-            cause,
-            notice.template.as_str(),
-            notice.to.email.as_str(),
-            notice.to.name,
+            cause_message: cause,
+            template: notice.template,
+            recipient_email: notice.to.email.as_str(),
+            recipient_name: &notice.to.name,
             language,
-            notice.template.is_automatic(),
             message_id,
-            in_reply_to,
+            in_reply_to: &in_reply_to,
             now,
-            if suppressed.is_some() { "suppressed" } else { "pending" },
-            suppressed
-        ],
+            policy: &p.send_policy,
+        },
     )?;
     Ok(())
 }
@@ -600,32 +606,6 @@ fn answered_message_id(
         )
         .optional()?;
     Ok(customer_latest.unwrap_or(inbound))
-}
-
-/// What loop safety needs to know about a recipient, read inside the queueing transaction.
-fn recipient_facts(
-    tx: &Transaction<'_>,
-    recipient: &EmailAddress,
-    now: i64,
-) -> rusqlite::Result<RecipientFacts> {
-    let hour_ago = now - 3_600_000;
-    let automatic_last_hour: i64 = tx.query_row(
-        "SELECT count(*) FROM outbox
-         WHERE automatic = 1 AND recipient_email = ?1 AND created_at > ?2 AND status <> 'suppressed'",
-        params![recipient.as_str(), hour_ago],
-        |row| row.get(0),
-    )?;
-    let bounce_suppression = tx
-        .query_row(
-            "SELECT reason, until_at FROM suppressions WHERE address = ?1",
-            [recipient.as_str()],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    Ok(RecipientFacts {
-        automatic_last_hour: u32::try_from(automatic_last_hour).unwrap_or(u32::MAX),
-        bounce_suppression,
-    })
 }
 
 /// A 5.x.x bounce: mark the outbound mails it returns, and pause automatic mail to the failed

@@ -1,10 +1,12 @@
 //! Every SQL statement of postdesk lives under this module: the connection set-up, the
-//! migrations, the intake transaction, the outbox and the read queries.
+//! migrations, the intake transaction, lifecycle changes (auto-close, operator close/reopen),
+//! the outbox and the read queries.
 //!
 //! Invariants: one state change is one transaction that also writes its outbox rows and its
 //! inbound (dedupe) record; migrations are append-only (`PRAGMA user_version`).
 
 mod intake;
+mod lifecycle;
 mod outbox;
 mod queries;
 
@@ -14,9 +16,12 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::outbound::guard::SendPolicy;
+
 pub use intake::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
+pub use lifecycle::{Closer, DueTicket, StatusChange};
 pub use outbox::{OutboxItem, OutboxStats, OutboxSummary};
-pub use queries::{QuarantinedMail, TicketFilter};
+pub use queries::{time_from_ms, QuarantinedMail, TicketFilter};
 
 /// The migrations, in order. Append only: never edit, remove or reorder a released one.
 const MIGRATIONS: &[&str] = &[
@@ -27,6 +32,8 @@ const MIGRATIONS: &[&str] = &[
 /// A connection to the postdesk database.
 pub struct Store {
     conn: Connection,
+    /// Loop-safety rules for mail queued by operator and scheduled changes (closing).
+    send_policy: SendPolicy,
 }
 
 impl Store {
@@ -49,7 +56,10 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("while opening the database {} read-only", path.display()))?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            send_policy: SendPolicy::default(),
+        })
     }
 
     /// A fresh in-memory database, for tests.
@@ -64,7 +74,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn,
+            send_policy: SendPolicy::default(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -89,6 +102,11 @@ impl Store {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// Sets the loop-safety rules for mail this connection queues outside intake.
+    pub fn set_send_policy(&mut self, policy: SendPolicy) {
+        self.send_policy = policy;
     }
 
     /// True when the database answers a trivial query (health checks).

@@ -6,9 +6,11 @@
 //! never send the same row; a crash between send and mark leaves only that row `sending`, and
 //! it is sent again once its lease expires.
 
-use rusqlite::{params, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::Store;
+use crate::model::{EmailAddress, Template};
+use crate::outbound::guard::{suppression_reason, RecipientFacts, SendPolicy};
 
 /// One due mail with what rendering it needs.
 #[derive(Debug, Clone)]
@@ -82,6 +84,97 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxItem> {
         cause_text: row.get(15)?,
         cause_author: row.get(16)?,
         cause_message: row.get(17)?,
+    })
+}
+
+/// One mail to queue, written inside the transaction of the change that causes it.
+#[derive(Debug, Clone)]
+pub(super) struct NewOutboxRow<'a> {
+    /// The ticket it is about (none for replies about mail that made no ticket).
+    pub ticket_id: Option<i64>,
+    /// The thread entry whose text it carries.
+    pub cause_message: Option<i64>,
+    /// Which mail.
+    pub template: Template,
+    /// Recipient address.
+    pub recipient_email: &'a str,
+    /// Recipient display name.
+    pub recipient_name: &'a str,
+    /// `en` or `uk`.
+    pub language: &'a str,
+    /// Our Message-ID for it (one per row, UNIQUE).
+    pub message_id: &'a str,
+    /// The inbound Message-ID it answers, for threading ('' if none).
+    pub in_reply_to: &'a str,
+    /// Now (ms): queued at, and due at.
+    pub now: i64,
+    /// Loop-safety rules: a mail they forbid is recorded as `suppressed` with the reason.
+    pub policy: &'a SendPolicy,
+}
+
+/// Queues one mail; the caller's transaction makes it exist exactly when its cause does. A
+/// mail the loop-safety rules forbid is stored as `suppressed` with the reason (and an event
+/// on the ticket), never silently dropped.
+pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqlite::Result<()> {
+    let suppressed = match EmailAddress::parse(row.recipient_email) {
+        Some(recipient) => {
+            let facts = recipient_facts(conn, &recipient, row.now)?;
+            suppression_reason(row.template, &recipient, row.policy, &facts, row.now)
+        }
+        None => Some(format!("{:?} is not a valid address", row.recipient_email)),
+    };
+    if let (Some(reason), Some(ticket)) = (&suppressed, row.ticket_id) {
+        conn.execute(
+            "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, 'system', 'suppressed', ?3)",
+            params![ticket, row.now, reason],
+        )?;
+    }
+    conn.execute(
+        "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
+                             language, automatic, message_id, in_reply_to, next_attempt_at, created_at,
+                             status, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
+        params![
+            row.ticket_id,
+            row.cause_message,
+            row.template.as_str(),
+            row.recipient_email,
+            row.recipient_name,
+            row.language,
+            row.template.is_automatic(),
+            row.message_id,
+            row.in_reply_to,
+            row.now,
+            if suppressed.is_some() { "suppressed" } else { "pending" },
+            suppressed
+        ],
+    )?;
+    Ok(())
+}
+
+/// What loop safety needs to know about a recipient, read inside the queueing transaction.
+fn recipient_facts(
+    conn: &Connection,
+    recipient: &EmailAddress,
+    now: i64,
+) -> rusqlite::Result<RecipientFacts> {
+    let hour_ago = now - 3_600_000;
+    let automatic_last_hour: i64 = conn.query_row(
+        "SELECT count(*) FROM outbox
+         WHERE automatic = 1 AND recipient_email = ?1 AND created_at > ?2 AND status <> 'suppressed'",
+        params![recipient.as_str(), hour_ago],
+        |row| row.get(0),
+    )?;
+    let bounce_suppression = conn
+        .query_row(
+            "SELECT reason, until_at FROM suppressions WHERE address = ?1",
+            [recipient.as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(RecipientFacts {
+        automatic_last_hour: u32::try_from(automatic_last_hour).unwrap_or(u32::MAX),
+        bounce_suppression,
     })
 }
 

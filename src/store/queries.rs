@@ -72,6 +72,23 @@ fn ticket_from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
     })
 }
 
+const QUARANTINE_SELECT: &str =
+    "SELECT id, received_at, source, sender, subject, size, reason, raw_sha256
+     FROM inbound WHERE outcome = 'quarantined'";
+
+fn quarantined_from_row(row: &Row<'_>) -> rusqlite::Result<QuarantinedMail> {
+    Ok(QuarantinedMail {
+        id: row.get(0)?,
+        received_at: time_from_ms(row.get(1)?),
+        source: row.get(2)?,
+        sender: row.get(3)?,
+        subject: row.get(4)?,
+        size: row.get(5)?,
+        reason: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        raw_sha256: row.get(7)?,
+    })
+}
+
 impl Store {
     /// Tickets matching `filter`, newest first.
     pub fn list_tickets(&self, filter: &TicketFilter) -> rusqlite::Result<Vec<Ticket>> {
@@ -153,23 +170,18 @@ impl Store {
 
     /// The quarantine list, oldest first.
     pub fn quarantined(&self) -> rusqlite::Result<Vec<QuarantinedMail>> {
-        let mut statement = self.conn.prepare(
-            "SELECT id, received_at, source, sender, subject, size, reason, raw_sha256
-             FROM inbound WHERE outcome = 'quarantined' ORDER BY id",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok(QuarantinedMail {
-                id: row.get(0)?,
-                received_at: time_from_ms(row.get(1)?),
-                source: row.get(2)?,
-                sender: row.get(3)?,
-                subject: row.get(4)?,
-                size: row.get(5)?,
-                reason: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                raw_sha256: row.get(7)?,
-            })
-        })?;
+        let sql = format!("{QUARANTINE_SELECT} ORDER BY received_at, id");
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map([], quarantined_from_row)?;
         rows.collect()
+    }
+
+    /// One quarantine entry by its ID (`quarantine retry ID`).
+    pub fn quarantined_by_id(&self, id: i64) -> rusqlite::Result<Option<QuarantinedMail>> {
+        let sql = format!("{QUARANTINE_SELECT} AND id = ?1");
+        self.conn
+            .query_row(&sql, [id], quarantined_from_row)
+            .optional()
     }
 
     /// How many inbound mails ended with each outcome.
