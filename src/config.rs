@@ -100,6 +100,8 @@ pub struct SourceConfig {
     pub password_file: Option<PathBuf>,
     /// A shell command printing an OAuth2 access token for XOAUTH2 (Gmail, Microsoft 365).
     pub oauth2_token_command: Option<String>,
+    /// A PEM CA certificate trusted in addition to the system roots (a private CA, tests).
+    pub ca_file: Option<PathBuf>,
     /// The folder to read. Default `INBOX`.
     pub mailbox: String,
     /// Handled mail is moved here; when unset it is only flagged `\Seen`.

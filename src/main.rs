@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
-use postdesk::config::{self, Config, LogFormat, SourceKind};
-use postdesk::intake::maildir::{self, Maildir};
+use postdesk::config::{self, Config, LogFormat};
+use postdesk::intake::run;
 use postdesk::model::{TicketStatus, TrackingId};
 use postdesk::outbound::{diagnose, transport};
 use postdesk::{app, jobs, ops, secret};
@@ -250,14 +250,7 @@ fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
 
 fn run_daemon(config: &Config) -> anyhow::Result<()> {
     let secret = secret::load_or_create(&config.general.secret_file)?;
-    if config.source.kind != SourceKind::Maildir {
-        anyhow::bail!(
-            "[source] kind = \"imap\" is not available in this build yet; use kind = \"maildir\""
-        );
-    }
-    let maildir = Maildir::open(&config.source.path)
-        .with_context(|| format!("while opening the Maildir {}", config.source.path.display()))?;
-    let mut intake = app::intake(config, &secret)?;
+    let intake = app::intake(config, &secret)?;
     let mut worker = app::worker(config, &secret)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
@@ -274,27 +267,16 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
                 if scheduler.tick(chrono::Utc::now()).total.queued > 0 {
                     let _ = jobs_wake.send(());
                 }
-                sleep_unless_stopped(&jobs_stop, Duration::from_millis(500));
+                run::sleep_unless_stopped(&jobs_stop, Duration::from_millis(500));
             }
         })?;
 
-    let intake_stop = stop.clone();
-    let intake_thread = std::thread::Builder::new().name("intake".into()).spawn(move || {
-        while !intake_stop.load(Ordering::Relaxed) {
-            match maildir::drain(&maildir, &mut intake, &intake_stop, app::now_ms) {
-                Ok(outcomes) => {
-                    if outcomes.iter().any(|o| o.queued > 0) {
-                        let _ = wake.send(());
-                    }
-                }
-                Err(error) => {
-                    error!(error = %error, "Intake failed; the mail stays in new/ and is retried in 5 s");
-                    sleep_unless_stopped(&intake_stop, Duration::from_secs(5));
-                }
-            }
-            sleep_unless_stopped(&intake_stop, Duration::from_millis(200));
-        }
-    })?;
+    let (stop_signal, stop_watch) = tokio::sync::watch::channel(false);
+    let intake_stop = run::Stop {
+        flag: stop.clone(),
+        signal: stop_watch,
+    };
+    let intake_thread = run::spawn(config, intake, intake_stop, wake)?;
 
     let worker_stop = stop.clone();
     let worker_thread = std::thread::Builder::new()
@@ -309,24 +291,16 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
             let _ = woken.recv_timeout(Duration::from_secs(1));
         })?;
 
-    info!(maildir = %config.source.path.display(), outbox = %config.smtp.dir.display(), "postdesk is running");
+    info!(source = ?config.source.kind, outbox = ?config.smtp.kind, "postdesk is running");
     wait_for_signal()?;
     info!("Shutting down: finishing the mail in hand");
     stop.store(true, Ordering::Relaxed);
+    let _ = stop_signal.send(true);
     let _ = intake_thread.join();
     let _ = jobs_thread.join();
     let _ = worker_thread.join();
     info!("Stopped");
     Ok(())
-}
-
-fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
-    let step = Duration::from_millis(50);
-    let mut slept = Duration::ZERO;
-    while slept < total && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(step);
-        slept += step;
-    }
 }
 
 fn wait_for_signal() -> anyhow::Result<()> {

@@ -230,6 +230,7 @@ fn resolve_paths(config: &mut Config, base_dir: &Path) {
     let optional = [
         &mut config.general.templates_dir,
         &mut config.source.password_file,
+        &mut config.source.ca_file,
         &mut config.smtp.password_file,
         &mut config.smtp.ca_file,
     ];

@@ -6,9 +6,11 @@
 //! leave the mail where it is and try again later. Bad mail is never an `Err`: it ends as a
 //! quarantined or ignored record with its reason.
 
+pub mod imap;
 pub mod maildir;
 pub mod parse;
 mod retry;
+pub mod run;
 
 use std::path::Path;
 

@@ -27,6 +27,7 @@ pub use queries::{time_from_ms, QuarantinedMail, TicketFilter};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("../../migrations/002-loop-safety.sql"),
+    include_str!("../../migrations/003-imap-cursor.sql"),
 ];
 
 /// A connection to the postdesk database.
@@ -107,6 +108,33 @@ impl Store {
     /// Sets the loop-safety rules for mail this connection queues outside intake.
     pub fn set_send_policy(&mut self, policy: SendPolicy) {
         self.send_policy = policy;
+    }
+
+    /// The IMAP cursor of `mailbox`: its UIDVALIDITY and the highest UID handled.
+    pub fn imap_cursor(&self, mailbox: &str) -> rusqlite::Result<Option<(u32, u32)>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT uidvalidity, last_uid FROM imap_cursor WHERE mailbox = ?1",
+                [mailbox],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+    }
+
+    /// Records that every UID up to `last_uid` of `mailbox` (under `uidvalidity`) is handled.
+    pub fn set_imap_cursor(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO imap_cursor (mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3)
+             ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+            rusqlite::params![mailbox, uidvalidity, last_uid],
+        )?;
+        Ok(())
     }
 
     /// True when the database answers a trivial query (health checks).

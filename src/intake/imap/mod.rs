@@ -1,0 +1,339 @@
+//! The IMAP source: the production intake. Fetches with `BODY.PEEK[]` (nothing is marked
+//! read before it is stored), hands each mail to the one pipeline, and only after the ticket
+//! change is committed moves it to `processed_mailbox` (or `failed_mailbox` when it was
+//! quarantined), or flags it `\Seen` when no folder is configured. Waits with IDLE when the
+//! server offers it, else polls; reconnects with backoff after any error.
+//!
+//! Invariants: a mail leaves the mailbox only after its outcome is committed; a crash between
+//! the commit and the move re-fetches the mail, and the dedupe record turns it into a no-op
+//! that is then moved. The cursor (UIDVALIDITY, last UID) only saves work: correctness rests on
+//! the dedupe record.
+
+pub mod connect;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use self::connect::{connect, ConnectError, Endpoint, ImapSession};
+use super::{Intake, IntakeError};
+
+/// IDLE is re-issued before the 29-minute limit of RFC 2177.
+const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+/// At most this many bytes of mail are fetched in one round trip (a larger mail comes alone).
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// At most this many mails are fetched in one round trip.
+const BATCH_COUNT: usize = 100;
+
+/// What the IMAP source does.
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    /// Where and how to log in.
+    pub endpoint: Endpoint,
+    /// The folder to read.
+    pub mailbox: String,
+    /// Handled mail goes here (else it is flagged `\Seen`).
+    pub processed_mailbox: Option<String>,
+    /// Quarantined mail goes here (else it is flagged `\Seen` and stays).
+    pub failed_mailbox: Option<String>,
+    /// Use IDLE when offered.
+    pub idle: bool,
+    /// Poll interval without IDLE.
+    pub poll_interval: Duration,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    #[error("IMAP: {0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error("intake: {0}")]
+    Intake(#[from] IntakeError),
+}
+
+/// Runs the IMAP source until `stop` turns true. `wake` is poked when mail was queued.
+pub async fn run(
+    settings: ImapSettings,
+    intake: &mut Intake,
+    mut stop: watch::Receiver<bool>,
+    wake: mpsc::Sender<()>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    let mut last_problem: Option<String> = None;
+    while !*stop.borrow() {
+        let result = session(
+            &settings,
+            intake,
+            &mut stop,
+            &wake,
+            &mut backoff,
+            &mut last_problem,
+        )
+        .await;
+        match result {
+            Ok(()) => break,
+            Err(error) => {
+                let problem = error.to_string();
+                // Log each new problem once, not every retry.
+                if last_problem.as_deref() != Some(problem.as_str()) {
+                    let hint = match &error {
+                        SessionError::Connect(e) => e.hint(&settings.endpoint),
+                        _ => String::new(),
+                    };
+                    warn!(error = %problem, hint = %hint, retry_in_s = backoff.as_secs(), "IMAP connection failed; reconnecting with backoff");
+                    last_problem = Some(problem);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+async fn session(
+    settings: &ImapSettings,
+    intake: &mut Intake,
+    stop: &mut watch::Receiver<bool>,
+    wake: &mpsc::Sender<()>,
+    backoff: &mut Duration,
+    last_problem: &mut Option<String>,
+) -> Result<(), SessionError> {
+    let mut session = connect(&settings.endpoint).await?;
+    let capabilities = session.capabilities().await?;
+    let can_idle = settings.idle && capabilities.has_str("IDLE");
+    let can_move = capabilities.has_str("MOVE");
+    for folder in [&settings.processed_mailbox, &settings.failed_mailbox]
+        .into_iter()
+        .flatten()
+    {
+        ensure_folder(&mut session, folder).await?;
+    }
+    let selected = session.select(&settings.mailbox).await?;
+    let uidvalidity = selected.uid_validity.unwrap_or(0);
+    let mut cursor = match intake
+        .store()
+        .imap_cursor(&settings.mailbox)
+        .map_err(IntakeError::from)?
+    {
+        Some((validity, last)) if validity == uidvalidity => last,
+        Some(_) => {
+            warn!(mailbox = %settings.mailbox, "UIDVALIDITY changed: rescanning the mailbox (already stored mail is skipped)");
+            0
+        }
+        None => 0,
+    };
+    *backoff = Duration::from_secs(1);
+    if last_problem.take().is_some() || cursor == 0 {
+        info!(host = %settings.endpoint.host, mailbox = %settings.mailbox, idle = can_idle, r#move = can_move, "IMAP connected");
+    }
+    loop {
+        cursor = catch_up(
+            &mut session,
+            settings,
+            intake,
+            wake,
+            can_move,
+            uidvalidity,
+            cursor,
+        )
+        .await?;
+        if *stop.borrow() {
+            let _ = session.logout().await;
+            return Ok(());
+        }
+        if can_idle {
+            let mut handle = session.idle();
+            handle.init().await?;
+            {
+                let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
+                tokio::select! {
+                    result = wait => { result?; }
+                    _ = stop.changed() => {}
+                }
+            }
+            session = handle.done().await?;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), SessionError> {
+    let existing: Vec<_> = session
+        .list(None, Some(folder))
+        .await?
+        .try_collect()
+        .await?;
+    if existing.is_empty() {
+        session.create(folder).await?;
+        info!(folder = %folder, "Created IMAP folder");
+    }
+    Ok(())
+}
+
+/// Handles every mail above `cursor`; returns the new cursor.
+async fn catch_up(
+    session: &mut ImapSession,
+    settings: &ImapSettings,
+    intake: &mut Intake,
+    wake: &mpsc::Sender<()>,
+    can_move: bool,
+    uidvalidity: u32,
+    mut cursor: u32,
+) -> Result<u32, SessionError> {
+    loop {
+        let mut uids: Vec<u32> = session
+            .uid_search(format!("UID {}:*", cursor.saturating_add(1)))
+            .await?
+            .into_iter()
+            .filter(|uid| *uid > cursor)
+            .collect();
+        if uids.is_empty() {
+            return Ok(cursor);
+        }
+        uids.sort_unstable();
+        for batch in batches(session, &uids).await? {
+            let set = batch
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let fetched: Vec<(u32, Vec<u8>)> = session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await?
+                .try_filter_map(|fetch| async move {
+                    Ok(fetch.uid.zip(fetch.body().map(<[u8]>::to_vec)))
+                })
+                .try_collect()
+                .await?;
+            for (uid, raw) in fetched {
+                let outcome = intake.process(&raw, "imap", crate::app::now_ms())?;
+                let target = match outcome.outcome {
+                    "quarantined" => settings.failed_mailbox.as_deref(),
+                    _ => settings.processed_mailbox.as_deref(),
+                };
+                mark_handled(session, uid, target, can_move).await?;
+                cursor = cursor.max(uid);
+                intake
+                    .store()
+                    .set_imap_cursor(&settings.mailbox, uidvalidity, cursor)
+                    .map_err(IntakeError::from)?;
+                if outcome.queued > 0 {
+                    let _ = wake.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Groups UIDs so that one round trip fetches at most `BATCH_BYTES` (a larger mail alone).
+async fn batches(session: &mut ImapSession, uids: &[u32]) -> Result<Vec<Vec<u32>>, SessionError> {
+    let set = uids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut sizes: Vec<(u32, u64)> = session
+        .uid_fetch(&set, "(UID RFC822.SIZE)")
+        .await?
+        .try_filter_map(|fetch| async move {
+            Ok(fetch
+                .uid
+                .map(|uid| (uid, u64::from(fetch.size.unwrap_or(0)))))
+        })
+        .try_collect()
+        .await?;
+    sizes.sort_unstable();
+    let mut groups: Vec<Vec<u32>> = Vec::new();
+    let mut current: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for (uid, size) in sizes {
+        if !current.is_empty() && (bytes + size > BATCH_BYTES || current.len() >= BATCH_COUNT) {
+            groups.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(uid);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    Ok(groups)
+}
+
+/// Moves a handled mail to `target`, or flags it `\Seen` when there is no target folder.
+async fn mark_handled(
+    session: &mut ImapSession,
+    uid: u32,
+    target: Option<&str>,
+    can_move: bool,
+) -> Result<(), SessionError> {
+    let uid = uid.to_string();
+    match target {
+        None => {
+            let _: Vec<_> = session
+                .uid_store(&uid, "+FLAGS.SILENT (\\Seen)")
+                .await?
+                .try_collect()
+                .await?;
+        }
+        Some(folder) if can_move => session.uid_mv(&uid, folder).await?,
+        Some(folder) => {
+            session.uid_copy(&uid, folder).await?;
+            let _: Vec<_> = session
+                .uid_store(&uid, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect()
+                .await?;
+            let _: Vec<_> = session.uid_expunge(&uid).await?.try_collect().await?;
+        }
+    }
+    Ok(())
+}
+
+/// The IMAP settings from the config, or an error that says what to set.
+pub fn settings(config: &crate::config::Config) -> anyhow::Result<ImapSettings> {
+    use anyhow::Context;
+    let source = &config.source;
+    let host = source
+        .host
+        .clone()
+        .context("[source] kind = \"imap\" needs a server: set [source] host")?;
+    let username = source
+        .username
+        .clone()
+        .context("[source] kind = \"imap\" needs a login: set [source] username")?;
+    let credentials = match (&source.oauth2_token_command, &source.password) {
+        (Some(command), _) => connect::Credentials::OAuth2Command(command.clone()),
+        (None, Some(password)) => connect::Credentials::Password(password.clone()),
+        (None, None) => {
+            anyhow::bail!("[source] needs password, password_file or oauth2_token_command")
+        }
+    };
+    Ok(ImapSettings {
+        endpoint: Endpoint {
+            host,
+            port: source.effective_port(),
+            tls: source.tls,
+            ca_file: source.ca_file.clone(),
+            username,
+            credentials,
+        },
+        mailbox: source.mailbox.clone(),
+        processed_mailbox: source.processed_mailbox.clone(),
+        failed_mailbox: source.failed_mailbox.clone(),
+        idle: source.idle,
+        poll_interval: source.poll_interval,
+    })
+}
