@@ -577,6 +577,7 @@ fn queue(
             in_reply_to: &in_reply_to,
             now,
             policy: &p.send_policy,
+            subject: ticket_id.is_none().then_some(p.record.subject.as_str()),
         },
     )?;
     Ok(())

@@ -204,6 +204,7 @@ impl Store {
                 in_reply_to: in_reply_to.as_deref().unwrap_or_default(),
                 now: now_ms,
                 policy: &policy,
+                subject: None,
             },
         )?;
         tx.commit()?;

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("../../migrations/002-loop-safety.sql"),
     include_str!("../../migrations/003-imap-cursor.sql"),
+    include_str!("../../migrations/004-outbox-subject.sql"),
 ];
 
 /// A connection to the postdesk database.
@@ -72,7 +73,7 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(5))?;
         // WAL lets the web page read while intake writes; NORMAL is durable against process
         // crashes (the promise we test with kill -9), and an fsync per checkpoint suffices.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store {
@@ -84,9 +85,14 @@ impl Store {
     }
 
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let current: i64 = self
+        // Several processes may open a fresh database at once (the daemon starting while an
+        // operator runs `tickets list`, or an MTA piping two mails to `deliver`). The version
+        // is read inside an IMMEDIATE transaction, which holds the write lock, so exactly one
+        // of them applies each migration and the others see it done.
+        let tx = self
             .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let current = usize::try_from(current).unwrap_or(usize::MAX);
         if current > MIGRATIONS.len() {
             anyhow::bail!(
@@ -96,12 +102,11 @@ impl Store {
             );
         }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-            let tx = self.conn.transaction()?;
             tx.execute_batch(sql)
                 .with_context(|| format!("while applying migration {}", index + 1))?;
             tx.pragma_update(None, "user_version", (index + 1) as i64)?;
-            tx.commit()?;
         }
+        tx.commit()?;
         Ok(())
     }
 
@@ -145,6 +150,27 @@ impl Store {
     }
 }
 
+/// Switches to WAL. The switch needs an exclusive lock, and SQLite answers `SQLITE_BUSY` for
+/// it without waiting on the busy timeout when another process opens the same fresh database
+/// at the same moment; so wait here, briefly.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && attempts < 200 =>
+            {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +191,23 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |row| row.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn processes_opening_a_fresh_database_at_once_migrate_it_exactly_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("postdesk.db");
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    Store::open(&path).map(|_| ()).map_err(|e| format!("{e:#}"))
+                })
+            })
+            .collect();
+        for opener in openers {
+            assert_eq!(opener.join().expect("thread"), Ok(()));
+        }
     }
 
     #[test]

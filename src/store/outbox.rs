@@ -110,6 +110,8 @@ pub(super) struct NewOutboxRow<'a> {
     pub now: i64,
     /// Loop-safety rules: a mail they forbid is recorded as `suppressed` with the reason.
     pub policy: &'a SendPolicy,
+    /// The subject of the mail it answers, for mails without a ticket.
+    pub subject: Option<&'a str>,
 }
 
 /// Queues one mail; the caller's transaction makes it exist exactly when its cause does. A
@@ -132,8 +134,8 @@ pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqli
     conn.execute(
         "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
                              language, automatic, message_id, in_reply_to, next_attempt_at, created_at,
-                             status, last_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
+                             status, last_error, subject)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
         params![
             row.ticket_id,
             row.cause_message,
@@ -146,7 +148,8 @@ pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqli
             row.in_reply_to,
             row.now,
             if suppressed.is_some() { "suppressed" } else { "pending" },
-            suppressed
+            suppressed,
+            row.subject
         ],
     )?;
     Ok(())
@@ -184,7 +187,7 @@ impl Store {
         let mut statement = self.conn.prepare_cached(
             "SELECT o.id, o.template, o.recipient_email, o.recipient_name, o.language, o.automatic,
                     o.message_id, o.in_reply_to, o.attempts, o.created_at,
-                    t.tracking_id, t.subject, t.status, t.customer_email, t.customer_name,
+                    t.tracking_id, coalesce(t.subject, o.subject), t.status, t.customer_email, t.customer_name,
                     m.body, CASE WHEN m.sender_name <> '' THEN m.sender_name ELSE m.sender_email END,
                     o.cause_message
              FROM outbox o

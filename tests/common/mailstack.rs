@@ -9,18 +9,21 @@ use std::time::{Duration, Instant};
 /// The running stack, as `start.sh` exported it.
 pub struct Stack {
     pub smtp_port: u16,
+    pub imap_port: u16,
     pub ca_cert: PathBuf,
 }
 
 /// The stack, or `None` (the test then returns early) when it is not running. With
 /// `POSTDESK_REQUIRE_MAILSTACK=1` (CI) a missing stack fails the test instead.
 pub fn stack(test: &str) -> Option<Stack> {
-    let port = std::env::var("POSTDESK_SMTP_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok());
+    let port = |name: &str| std::env::var(name).ok().and_then(|p| p.parse().ok());
     let ca = std::env::var_os("POSTDESK_CA_CERT").map(PathBuf::from);
-    match (port, ca) {
-        (Some(smtp_port), Some(ca_cert)) => Some(Stack { smtp_port, ca_cert }),
+    match (port("POSTDESK_SMTP_PORT"), port("POSTDESK_IMAP_PORT"), ca) {
+        (Some(smtp_port), Some(imap_port), Some(ca_cert)) => Some(Stack {
+            smtp_port,
+            imap_port,
+            ca_cert,
+        }),
         _ => {
             let required = std::env::var("POSTDESK_REQUIRE_MAILSTACK").is_ok_and(|v| v == "1");
             assert!(
@@ -67,12 +70,67 @@ name = "Anna Agent"
     }
 }
 
+impl Stack {
+    /// The same config reading `support@example.com`'s INBOX over IMAP (STARTTLS, IDLE),
+    /// moving handled mail to `Processed` and quarantined mail to `Failed`.
+    pub fn imap_config(&self, language: &str) -> String {
+        self.config(language, self.smtp_port).replace(
+            "[source]\nkind = \"maildir\"\npath = \"var/inbox\"\n",
+            &format!(
+                "[source]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n\
+                 username = \"support@example.com\"\npassword = \"secret-support\"\n\
+                 processed_mailbox = \"Processed\"\nfailed_mailbox = \"Failed\"\n",
+                self.imap_port,
+                self.ca_cert.display()
+            ),
+        )
+    }
+
+    /// Sends raw mail through the stack's SMTP server.
+    pub fn send(&self, from: &str, to: &str, raw: &[u8]) {
+        use lettre::Transport;
+        let transport = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(self.smtp_port)
+            .build();
+        // An empty `from` is the null reverse path `<>` that bounces use.
+        let sender = (!from.is_empty()).then(|| from.parse().expect("from"));
+        let envelope = lettre::address::Envelope::new(sender, vec![to.parse().expect("to")])
+            .expect("envelope");
+        transport
+            .send_raw(&envelope, raw)
+            .expect("SMTP accepted the mail");
+    }
+}
+
+/// APPENDs every file of `dir` to `address`'s `folder`.
+pub fn append_dir(address: &str, folder: &str, dir: &std::path::Path) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/append.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(address)
+        .arg(folder)
+        .arg(dir)
+        .output()
+        .expect("run append.py");
+    assert!(
+        output.status.success(),
+        "append.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Every message in `address`'s INBOX, raw.
 pub fn mailbox(address: &str) -> Vec<String> {
+    folder(address, "INBOX")
+}
+
+/// Every message in one of `address`'s folders, raw (empty when the folder does not exist).
+pub fn folder(address: &str, name: &str) -> Vec<String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/fetch.py");
     let output = Command::new("python3")
         .arg(script)
         .arg(address)
+        .arg(name)
         .output()
         .expect("run fetch.py");
     assert!(
