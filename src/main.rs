@@ -60,6 +60,8 @@ enum Command {
         #[command(subcommand)]
         command: TicketsCommand,
     },
+    /// Validate the config, log in to IMAP and connect to SMTP; exit non-zero with what to fix.
+    Check,
     /// Send a test mail straight through the configured transport (not the outbox); on
     /// failure print what to fix and exit 1.
     SendTestEmail {
@@ -186,6 +188,7 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Run => run_daemon(&config),
         Command::Deliver => deliver(&config),
         Command::SendTestEmail { to } => send_test_email(&config, &to),
+        Command::Check => postdesk::check::run(&config, &mut out),
         Command::CloseStale { now, dry_run, json } => {
             ops::close_stale(&config, now, dry_run, json, &mut out)
         }

@@ -38,6 +38,12 @@ pub trait MailTransport: Send {
     fn send_diagnosed(&self, message: &lettre::Message) -> Result<(), SendFailure> {
         self.send(message).map_err(SendFailure::from)
     }
+
+    /// Connects (and logs in) without sending anything, for `postdesk check`. The default
+    /// has nothing to connect to.
+    fn check_connection(&self) -> Result<(), SendFailure> {
+        Ok(())
+    }
 }
 
 /// lettre's file transport: every mail becomes an `.eml` file in a directory (the embedded
@@ -135,6 +141,13 @@ impl MailTransport for SmtpSink {
             Ok(_) => Ok(()),
             Err(error) => Err(classify_smtp(&error, self.password.as_deref())),
         }
+    }
+
+    fn check_connection(&self) -> Result<(), SendFailure> {
+        self.inner
+            .test_connection()
+            .map(|_| ())
+            .map_err(|error| classify_smtp(&error, self.password.as_deref()))
     }
 }
 
