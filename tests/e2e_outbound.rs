@@ -256,3 +256,86 @@ fn mail_queued_while_smtp_is_down_goes_out_once_when_it_is_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn seventy_two_hours_of_silence_close_the_ticket_and_a_reply_reopens_it() {
+    let Some(stack) = stack("auto_close") else {
+        return;
+    };
+    let scratch = Scratch::with_config(&stack.config("en", stack.smtp_port));
+    let topic = format!("Silence {}", nonce());
+    let opened = scratch.deliver_ok(&mail(
+        "customer2@example.com",
+        &topic,
+        &format!("{}@c.example", nonce()),
+        "",
+        "Help?",
+    ));
+    let id = opened["ticket"].as_str().expect("id").to_string();
+    let agent = mail(
+        "agent1@example.com",
+        &format!("Re: [#{id}] {topic}"),
+        &format!("{}@a.example", nonce()),
+        "",
+        "Try a restart.",
+    );
+    assert_eq!(scratch.deliver_ok(&agent)["outcome"], "appended");
+    let shown = scratch.json(&["tickets", "show", &id, "--json"]);
+    let agent_at = chrono::DateTime::parse_from_rfc3339(
+        shown["last_agent_at"].as_str().expect("last_agent_at"),
+    )
+    .expect("time");
+
+    let almost =
+        (agent_at + chrono::Duration::hours(72) - chrono::Duration::minutes(1)).to_rfc3339();
+    let output = scratch
+        .command(&["close-stale", "--now", &almost])
+        .output()
+        .expect("close-stale");
+    assert!(output.status.success());
+    assert_eq!(
+        scratch.json(&["tickets", "show", &id, "--json"])["status"],
+        "replied",
+        "not closed at 71h59m"
+    );
+
+    let due = (agent_at + chrono::Duration::hours(72)).to_rfc3339();
+    let output = scratch
+        .command(&["close-stale", "--now", &due])
+        .output()
+        .expect("close-stale");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        scratch.json(&["tickets", "show", &id, "--json"])["status"],
+        "resolved"
+    );
+    let closed = wait_for("customer2@example.com", |m| {
+        subject_is(m, &format!("[#{id}] Ticket closed/resolved"))
+    });
+    assert_eq!(
+        decoded_header(&closed, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+
+    let again = mail(
+        "customer2@example.com",
+        &format!("Re: [#{id}] Ticket closed/resolved"),
+        &format!("{}@c.example", nonce()),
+        "",
+        "It broke again.",
+    );
+    assert_eq!(scratch.deliver_ok(&again)["outcome"], "appended");
+    assert_eq!(
+        scratch.json(&["tickets", "show", &id, "--json"])["status"],
+        "waiting_reply",
+        "reopened"
+    );
+    wait_for("agent1@example.com", |m| {
+        subject_is(m, &format!("[#{id}] New reply to: {topic}"))
+            && body_text(m).contains("It broke again.")
+    });
+}
