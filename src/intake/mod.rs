@@ -196,16 +196,7 @@ impl Intake {
             } => 1,
             _ => 0,
         };
-        let mut prepared = Prepared {
-            record,
-            message,
-            new_tracking_id: TrackingId::generate(),
-            language: self.settings.language.clone(),
-            outgoing_message_ids: Vec::new(),
-            now: now_ms,
-            send_policy: self.send_policy(),
-            replaces_inbound,
-        };
+        let mut prepared = self.prepared(record, message, now_ms, replaces_inbound);
         // A collision of two random 10-character IDs is astronomically rare; retry a few
         // times with a fresh draw rather than fail the mail.
         for _ in 0..8 {
@@ -246,6 +237,26 @@ impl Intake {
             }
         }
         Err(IntakeError::Database(rusqlite::Error::InvalidQuery))
+    }
+
+    /// Everything besides the decision that the transaction writes.
+    fn prepared(
+        &self,
+        record: IntakeRecord,
+        message: NewMessage,
+        now_ms: i64,
+        replaces_inbound: Option<i64>,
+    ) -> Prepared {
+        Prepared {
+            record,
+            message,
+            new_tracking_id: TrackingId::generate(),
+            language: self.settings.language.clone(),
+            outgoing_message_ids: Vec::new(),
+            now: now_ms,
+            send_policy: self.send_policy(),
+            replaces_inbound,
+        }
     }
 
     fn send_policy(&self) -> SendPolicy {
@@ -379,24 +390,16 @@ impl Intake {
             reason: reason.clone(),
             notify: None,
         };
-        let prepared = Prepared {
-            record: IntakeRecord {
-                dedupe_key: dedupe_key.clone(),
-                source: source.to_string(),
-                size: raw.len(),
-                raw_sha256: Some(raw_sha256),
-                sender: String::new(),
-                subject: String::new(),
-                received_at: retry.map_or(now_ms, |r| r.received_at),
-            },
-            message: NewMessage::default(),
-            new_tracking_id: TrackingId::generate(),
-            language: self.settings.language.clone(),
-            outgoing_message_ids: Vec::new(),
-            now: now_ms,
-            send_policy: self.send_policy(),
-            replaces_inbound,
+        let record = IntakeRecord {
+            dedupe_key: dedupe_key.clone(),
+            source: source.to_string(),
+            size: raw.len(),
+            raw_sha256: Some(raw_sha256),
+            sender: String::new(),
+            subject: String::new(),
+            received_at: retry.map_or(now_ms, |r| r.received_at),
         };
+        let prepared = self.prepared(record, NewMessage::default(), now_ms, replaces_inbound);
         match self.store.apply_decision(&decision, &prepared) {
             Ok(_) => {
                 warn!(dedupe_key = %dedupe_key, reason = %reason, "Mail quarantined");
