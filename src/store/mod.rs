@@ -6,6 +6,7 @@
 
 mod intake;
 mod outbox;
+mod page;
 mod queries;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use intake::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
 pub use outbox::{OutboxItem, OutboxStats, OutboxSummary};
+pub use page::PageAttachment;
 pub use queries::{QuarantinedMail, TicketFilter};
 
 /// The migrations, in order. Append only: never edit, remove or reorder a released one.

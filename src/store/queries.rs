@@ -45,10 +45,10 @@ pub fn time_from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-const TICKET_COLUMNS: &str = "tracking_id, id, subject, customer_email, customer_name, status, language,
+pub(super) const TICKET_COLUMNS: &str = "tracking_id, id, subject, customer_email, customer_name, status, language,
      created_at, updated_at, last_replier, last_agent_at, last_customer_at, closed_by, previous_tracking_id";
 
-fn ticket_from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
+pub(super) fn ticket_from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
     let bad = |what: &str| {
         rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
     };
