@@ -249,6 +249,7 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("while opening the Maildir {}", config.source.path.display()))?;
     let mut intake = app::intake(config, &secret)?;
     let mut worker = app::worker(config, &secret)?;
+    let web = postdesk::web::spawn(config, &secret)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
 
@@ -287,6 +288,7 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     wait_for_signal()?;
     info!("Shutting down: finishing the mail in hand");
     stop.store(true, Ordering::Relaxed);
+    web.stop();
     let _ = intake_thread.join();
     let _ = worker_thread.join();
     info!("Stopped");
