@@ -62,8 +62,8 @@ pub fn has_live_markup(html: &str) -> Vec<&'static str> {
         "<script",
         "<img",
         "<svg",
-        "href=\"javascript",
-        "href='javascript",
+        "<a href=\"javascript",
+        "<a href='javascript",
         "\u{202E}",
     ]
     .into_iter()
