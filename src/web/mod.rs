@@ -36,6 +36,7 @@ use crate::store::Store;
 use limit::{IpRange, LookupLimiter};
 use pages::Pages;
 
+pub use handlers::ticket_page;
 pub use server::{serve, spawn, WebServer};
 
 /// The page's notion of now; tests pass a clock they can move.
