@@ -17,3 +17,4 @@ pub mod route;
 pub mod secret;
 pub mod signing;
 pub mod store;
+pub mod web;

@@ -255,6 +255,7 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     let secret = secret::load_or_create(&config.general.secret_file)?;
     let intake = app::intake(config, &secret)?;
     let mut worker = app::worker(config, &secret)?;
+    let web = postdesk::web::spawn(config, &secret)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
 
@@ -299,6 +300,7 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     info!("Shutting down: finishing the mail in hand");
     stop.store(true, Ordering::Relaxed);
     let _ = stop_signal.send(true);
+    web.stop();
     let _ = intake_thread.join();
     let _ = jobs_thread.join();
     let _ = worker_thread.join();

@@ -5,7 +5,8 @@
 # The end-to-end tests need the loopback mail stack (Dovecot + Postfix, tests/mailstack/):
 # this script installs (as root, from Debian's packages) and starts it, and stops it on exit.
 # With CI=true, or POSTDESK_REQUIRE_MAILSTACK=1, a missing stack fails the run; otherwise the
-# end-to-end tests say they were skipped.
+# end-to-end tests say they were skipped. The same holds for headless Chromium, installed here
+# when missing (as root) and required under CI (POSTDESK_REQUIRE_BROWSER=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,16 @@ if ! command -v cargo >/dev/null; then
 fi
 if [ "${CI:-}" = "true" ]; then
     export POSTDESK_REQUIRE_MAILSTACK=1
+    export POSTDESK_REQUIRE_BROWSER=1
+fi
+
+# The browser test (tests/web_browser.rs) drives Debian's headless Chromium.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "installing chromium for the browser test" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+        || echo "chromium could not be installed: the browser test will report itself" >&2
 fi
 
 stack_dir=""

@@ -8,6 +8,7 @@
 mod intake;
 mod lifecycle;
 mod outbox;
+mod page;
 mod queries;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use crate::outbound::guard::SendPolicy;
 pub use intake::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
 pub use lifecycle::{Closer, DueTicket, StatusChange};
 pub use outbox::{OutboxItem, OutboxStats, OutboxSummary};
+pub use page::PageAttachment;
 pub use queries::{time_from_ms, QuarantinedMail, TicketFilter};
 
 /// The migrations, in order. Append only: never edit, remove or reorder a released one.

@@ -45,10 +45,10 @@ pub fn time_from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-const TICKET_COLUMNS: &str = "tracking_id, id, subject, customer_email, customer_name, status, language,
+pub(super) const TICKET_COLUMNS: &str = "tracking_id, id, subject, customer_email, customer_name, status, language,
      created_at, updated_at, last_replier, last_agent_at, last_customer_at, closed_by, previous_tracking_id";
 
-fn ticket_from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
+pub(super) fn ticket_from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
     let bad = |what: &str| {
         rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
     };
@@ -131,10 +131,33 @@ impl Store {
              WHERE t.tracking_id = ?1 AND (?2 OR m.kind IN ('customer', 'agent'))
              ORDER BY m.id",
         )?;
+        // All attachments of the ticket in one query, not one per message: the page of a
+        // long thread stays a constant number of queries.
         let mut attachments = self.conn.prepare_cached(
-            "SELECT name, size, content_type, sha256, dropped_reason FROM attachments
-             WHERE message_id = ?1 ORDER BY id",
+            "SELECT a.message_id, a.name, a.size, a.content_type, a.sha256, a.dropped_reason
+             FROM attachments a JOIN messages m ON m.id = a.message_id
+             JOIN tickets t ON t.id = m.ticket_id
+             WHERE t.tracking_id = ?1 AND (?2 OR m.kind IN ('customer', 'agent'))
+             ORDER BY a.id",
         )?;
+        let mut by_message: std::collections::HashMap<i64, Vec<AttachmentInfo>> =
+            std::collections::HashMap::new();
+        let rows = attachments.query_map(params![id.as_str(), include_internal], |a| {
+            Ok((
+                a.get::<_, i64>(0)?,
+                AttachmentInfo {
+                    name: a.get(1)?,
+                    size: a.get(2)?,
+                    content_type: a.get(3)?,
+                    sha256: a.get(4)?,
+                    dropped_reason: a.get(5)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (message_row, attachment) = row?;
+            by_message.entry(message_row).or_default().push(attachment);
+        }
         let rows = statement.query_map(params![id.as_str(), include_internal], |row| {
             let kind: String = row.get(1)?;
             Ok((
@@ -152,17 +175,7 @@ impl Store {
         let mut thread = Vec::new();
         for row in rows {
             let (message_row, mut message) = row?;
-            message.attachments = attachments
-                .query_map([message_row], |a| {
-                    Ok(AttachmentInfo {
-                        name: a.get(0)?,
-                        size: a.get(1)?,
-                        content_type: a.get(2)?,
-                        sha256: a.get(3)?,
-                        dropped_reason: a.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            message.attachments = by_message.remove(&message_row).unwrap_or_default();
             thread.push(message);
         }
         Ok(thread)

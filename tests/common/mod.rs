@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod mailstack;
 
 use std::io::Write;
@@ -37,6 +38,8 @@ impl Scratch {
             .arg("--config")
             .arg(self.path("config.toml"))
             .env_remove("POSTDESK_CONFIG")
+            // `run` serves the tracking page: any free port, so parallel tests do not clash.
+            .env("POSTDESK__WEB__BIND", "127.0.0.1:0")
             .env("RUST_LOG", "warn");
         command
     }
