@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::mailstack::{
     append_dir, body_text, decoded_header, folder, mailbox, stack, wait_for, Stack,
 };
-use common::{mail, Scratch};
+use common::{mail, Daemon, Scratch};
 
 static SUPPORT_MAILBOX: Mutex<()> = Mutex::new(());
 
@@ -25,66 +25,6 @@ fn nonce() -> String {
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     )
-}
-
-/// The daemon under test; killed when dropped, so a failing test never leaves it running.
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("daemon state before the kill: {:?}", self.child.try_wait());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- daemon log ---\n{log}\n--- end of daemon log ---");
-        }
-    }
-}
-
-impl Daemon {
-    fn start(scratch: &Scratch) -> Daemon {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(scratch.path("daemon.log"))
-            .expect("log");
-        let child = scratch
-            .command(&["run"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn run");
-        Daemon {
-            child,
-            log: scratch.path("daemon.log"),
-        }
-    }
-
-    fn kill_hard(self) {
-        drop(self);
-    }
-
-    fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 fn subject_has(raw: &str, part: &str) -> bool {
