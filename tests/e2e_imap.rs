@@ -628,6 +628,10 @@ fn a_help_desk_robot_with_auto_submitted_is_never_answered() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(tickets(&scratch).len(), 1, "no ticket from the auto-reply");
     assert_eq!(outbox_to(&scratch, &robot, "sent"), 1);
-    assert_eq!(outbox_to(&scratch, &robot, "suppressed"), 0, "nothing queued");
+    assert_eq!(
+        outbox_to(&scratch, &robot, "suppressed"),
+        0,
+        "nothing queued"
+    );
     daemon.stop();
 }
