@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::mailstack::{
     append_dir, body_text, decoded_header, folder, mailbox, stack, wait_for, Stack,
 };
-use common::{mail, Scratch};
+use common::{mail, Daemon, Scratch};
 
 static SUPPORT_MAILBOX: Mutex<()> = Mutex::new(());
 
@@ -25,66 +25,6 @@ fn nonce() -> String {
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     )
-}
-
-/// The daemon under test; killed when dropped, so a failing test never leaves it running.
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("daemon state before the kill: {:?}", self.child.try_wait());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- daemon log ---\n{log}\n--- end of daemon log ---");
-        }
-    }
-}
-
-impl Daemon {
-    fn start(scratch: &Scratch) -> Daemon {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(scratch.path("daemon.log"))
-            .expect("log");
-        let child = scratch
-            .command(&["run"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn run");
-        Daemon {
-            child,
-            log: scratch.path("daemon.log"),
-        }
-    }
-
-    fn kill_hard(self) {
-        drop(self);
-    }
-
-    fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 fn subject_has(raw: &str, part: &str) -> bool {
@@ -544,4 +484,154 @@ fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
         customer_doubles + agent_doubles <= kills,
         "{customer_doubles} + {agent_doubles} duplicates after {kills} kills"
     );
+}
+
+/// What the scripted robot (tests/mailstack/robot.py) saw and did.
+struct RobotRun {
+    /// Unix times at which a mail from support@ reached the robot.
+    received: Vec<f64>,
+    sent: usize,
+    ended: f64,
+}
+
+fn run_robot(address: &str, seconds: u32, mode: &str) -> std::process::Child {
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/robot.py");
+    std::process::Command::new("python3")
+        .arg(script)
+        .arg(address)
+        .arg(seconds.to_string())
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run robot.py")
+}
+
+fn robot_result(child: std::process::Child) -> RobotRun {
+    let output = child.wait_with_output().expect("robot.py");
+    assert!(output.status.success(), "robot.py failed");
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("robot JSON");
+    RobotRun {
+        received: value["received"]
+            .as_array()
+            .expect("received")
+            .iter()
+            .filter_map(|r| r["at"].as_f64())
+            .collect(),
+        sent: value["sent"].as_u64().expect("sent") as usize,
+        ended: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    }
+}
+
+/// Counts of outbox rows to `address` by status, read from the daemon's database.
+fn outbox_to(scratch: &Scratch, address: &str, status: &str) -> i64 {
+    let db = rusqlite::Connection::open(scratch.path("var/postdesk.db")).expect("open db");
+    db.query_row(
+        "SELECT count(*) FROM outbox WHERE recipient_email = ?1 AND status = ?2 AND automatic = 1",
+        rusqlite::params![address, status],
+        |row| row.get(0),
+    )
+    .expect("count outbox")
+}
+
+#[test]
+fn a_robot_that_looks_human_is_answered_at_most_the_hourly_limit() {
+    let Some(stack) = stack("imap_robot_loop") else {
+        return;
+    };
+    let _turn = SUPPORT_MAILBOX.lock().unwrap_or_else(|p| p.into_inner());
+    const LIMIT: usize = 5;
+    let scratch = Scratch::with_config(&stack.imap_config("en").replace(
+        "[smtp]",
+        &format!("[tickets]\nauto_reply_limit_per_hour = {LIMIT}\n\n[smtp]"),
+    ));
+    let daemon = Daemon::start(&scratch);
+    std::thread::sleep(Duration::from_millis(800));
+    let robot = format!("customer2+robot{}@example.com", nonce());
+    let child = run_robot(&robot, 25, "human");
+    std::thread::sleep(Duration::from_millis(500));
+    // It starts with one ordinary request; every answer it gets makes it write a new one.
+    stack.send(
+        &robot,
+        "support@example.com",
+        &mail(
+            &robot,
+            "Order status?",
+            &format!("{}@robot.example", nonce()),
+            "",
+            "Where is my order?",
+        ),
+    );
+    let run = robot_result(child);
+    println!(
+        "robot loop: postdesk answered {} times, the robot wrote {} + 1 mails",
+        run.received.len(),
+        run.sent
+    );
+    assert_eq!(
+        run.received.len(),
+        LIMIT,
+        "postdesk answers exactly up to auto_reply_limit_per_hour"
+    );
+    let last = run.received.iter().copied().fold(0.0, f64::max);
+    assert!(
+        run.ended - last > 8.0,
+        "the exchange stopped: nothing from postdesk in the last {:.1} s",
+        run.ended - last
+    );
+    // Every robot mail is a new ticket (new subject, no tag, no reference); the answers over
+    // the limit are kept as suppressed outbox rows, not dropped.
+    wait_until("every robot mail is a ticket", 15, || {
+        tickets(&scratch).len() == run.sent + 1
+    });
+    assert_eq!(outbox_to(&scratch, &robot, "sent") as usize, LIMIT);
+    assert_eq!(
+        outbox_to(&scratch, &robot, "suppressed") as usize,
+        run.sent + 1 - LIMIT,
+        "each answer over the limit is recorded as suppressed"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn a_help_desk_robot_with_auto_submitted_is_never_answered() {
+    let Some(stack) = stack("imap_robot_autoreply") else {
+        return;
+    };
+    let _turn = SUPPORT_MAILBOX.lock().unwrap_or_else(|p| p.into_inner());
+    let scratch = Scratch::with_config(&stack.imap_config("en"));
+    let daemon = Daemon::start(&scratch);
+    std::thread::sleep(Duration::from_millis(800));
+    let robot = format!("customer2+helpdesk{}@example.com", nonce());
+    let child = run_robot(&robot, 10, "autoreply");
+    std::thread::sleep(Duration::from_millis(500));
+    stack.send(
+        &robot,
+        "support@example.com",
+        &mail(
+            &robot,
+            "Invoice question",
+            &format!("{}@robot.example", nonce()),
+            "",
+            "Please check invoice 42.",
+        ),
+    );
+    let run = robot_result(child);
+    assert_eq!(run.received.len(), 1, "only the first ticket_received");
+    assert_eq!(run.sent, 1, "the robot answered it once");
+    wait_until("the robot's answer was handled", 10, || {
+        mailbox("support@example.com").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(tickets(&scratch).len(), 1, "no ticket from the auto-reply");
+    assert_eq!(outbox_to(&scratch, &robot, "sent"), 1);
+    assert_eq!(
+        outbox_to(&scratch, &robot, "suppressed"),
+        0,
+        "nothing queued"
+    );
+    daemon.stop();
 }

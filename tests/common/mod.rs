@@ -8,7 +8,8 @@ pub mod mailstack;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A scratch installation: the committed `config.toml` in a temp directory, so `var/` lands
 /// beside it.
@@ -128,4 +129,64 @@ pub fn mail(
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     )
     .into_bytes()
+}
+
+/// The daemon under test; killed when dropped, so a failing test never leaves it running.
+pub struct Daemon {
+    pub child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("daemon state before the kill: {:?}", self.child.try_wait());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- daemon log ---\n{log}\n--- end of daemon log ---");
+        }
+    }
+}
+
+impl Daemon {
+    pub fn start(scratch: &Scratch) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(scratch.path("daemon.log"))
+            .expect("log");
+        let child = scratch
+            .command(&["run"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn run");
+        Daemon {
+            child,
+            log: scratch.path("daemon.log"),
+        }
+    }
+
+    pub fn kill_hard(self) {
+        drop(self);
+    }
+
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
