@@ -11,25 +11,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::mailstack::{
-    append_dir, body_text, decoded_header, folder, mailbox, stack, wait_for, Stack,
+    append_dir, body_text, decoded_header, folder, mailbox, message_id_of, nonce, stack,
+    subject_has, wait_for, Stack,
 };
 use common::{mail, Daemon, Scratch};
 
 static SUPPORT_MAILBOX: Mutex<()> = Mutex::new(());
-
-fn nonce() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    )
-}
-
-fn subject_has(raw: &str, part: &str) -> bool {
-    decoded_header(raw, "Subject").is_some_and(|s| s.contains(part))
-}
 
 fn tickets(scratch: &Scratch) -> Vec<serde_json::Value> {
     scratch
@@ -45,13 +32,6 @@ fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn message_id_of(raw: &str) -> String {
-    decoded_header(raw, "Message-ID")
-        .expect("Message-ID")
-        .trim_matches(['<', '>'])
-        .to_string()
 }
 
 #[test]

@@ -13,18 +13,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::mailstack::{decoded_header, stack, wait_for};
+use common::mailstack::{nonce, stack, subject_has, wait_for};
 use common::{mail, Daemon, Scratch};
-
-fn nonce() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    )
-}
 
 /// A minimal RFC 7662 introspection endpoint: `POST /introspect` with `token=…` answers
 /// `{"active":true,"username":…}` for the tokens in `accepted`, `{"active":false}` otherwise,
@@ -103,10 +93,6 @@ impl Introspection {
             .filter(|t| *t == token)
             .count()
     }
-}
-
-fn subject_has(raw: &str, part: &str) -> bool {
-    decoded_header(raw, "Subject").is_some_and(|s| s.contains(part))
 }
 
 fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {

@@ -8,29 +8,10 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::mailstack::{body_text, decoded_header, mailbox, stack, wait_for};
+use common::mailstack::{
+    body_text, decoded_header, mailbox, message_id_of, nonce, stack, subject_is, wait_for,
+};
 use common::{mail, Scratch};
-
-fn nonce() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    )
-}
-
-fn subject_is(raw: &str, expected: &str) -> bool {
-    decoded_header(raw, "Subject").is_some_and(|s| s == expected)
-}
-
-fn message_id_of(raw: &str) -> String {
-    decoded_header(raw, "Message-ID")
-        .expect("Message-ID")
-        .trim_matches(['<', '>'])
-        .to_string()
-}
 
 struct Words {
     received: &'static str,

@@ -178,3 +178,30 @@ pub fn body_text(raw: &str) -> String {
         .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
         .unwrap_or_default()
 }
+
+/// A value unique to this moment, to tell one test's mails from another's in shared mailboxes.
+pub fn nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}")
+}
+
+/// The decoded Subject is exactly `expected`.
+pub fn subject_is(raw: &str, expected: &str) -> bool {
+    decoded_header(raw, "Subject").is_some_and(|s| s == expected)
+}
+
+/// The decoded Subject contains `part`.
+pub fn subject_has(raw: &str, part: &str) -> bool {
+    decoded_header(raw, "Subject").is_some_and(|s| s.contains(part))
+}
+
+/// The Message-ID of a raw mail, without angle brackets.
+pub fn message_id_of(raw: &str) -> String {
+    decoded_header(raw, "Message-ID")
+        .expect("Message-ID")
+        .trim_matches(['<', '>'])
+        .to_string()
+}
