@@ -4,116 +4,13 @@
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::notify::{answered_message_id, record_permanent_bounce};
 use super::outbox::{insert_outbox, NewOutboxRow};
+use super::records::{Applied, ApplyError, IntakeRecord, Prepared};
 use super::Store;
 use crate::lifecycle::ClosedMark;
-use crate::model::{BounceInfo, EmailAddress, MessageKind, TicketStatus, TrackingId};
-use crate::outbound::guard::{SendPolicy, BOUNCE_SUPPRESSION_MS};
+use crate::model::{EmailAddress, MessageKind, TicketStatus, TrackingId};
 use crate::route::decide::{Decision, Notice, TicketRef};
-
-/// The inbound record written for every mail, whatever became of it.
-#[derive(Debug, Clone)]
-pub struct IntakeRecord {
-    /// Message-ID or `sha256:` content hash; UNIQUE.
-    pub dedupe_key: String,
-    /// `maildir`, `stdin`, `imap`, …
-    pub source: String,
-    /// Raw size in bytes.
-    pub size: usize,
-    /// The raw mail's blob.
-    pub raw_sha256: Option<String>,
-    /// The sender address as parsed (for the quarantine list).
-    pub sender: String,
-    /// The subject as parsed.
-    pub subject: String,
-    /// When intake handled it (ms).
-    pub received_at: i64,
-}
-
-/// An attachment as it will be stored.
-#[derive(Debug, Clone)]
-pub struct NewAttachment {
-    /// File name.
-    pub name: String,
-    /// MIME type.
-    pub content_type: String,
-    /// Size in bytes.
-    pub size: usize,
-    /// The stored blob; `None` when dropped.
-    pub sha256: Option<String>,
-    /// Why it was dropped.
-    pub dropped_reason: Option<String>,
-}
-
-/// The thread entry an inbound mail becomes.
-#[derive(Debug, Clone, Default)]
-pub struct NewMessage {
-    /// Author address.
-    pub sender_email: String,
-    /// Author display name.
-    pub sender_name: String,
-    /// The mail's subject.
-    pub subject: String,
-    /// The whole decoded text.
-    pub full_text: String,
-    /// Message-ID without brackets.
-    pub message_id: Option<String>,
-    /// In-Reply-To ids.
-    pub in_reply_to: Vec<String>,
-    /// References ids.
-    pub references: Vec<String>,
-    /// The raw mail's blob.
-    pub raw_sha256: Option<String>,
-    /// Attachments.
-    pub attachments: Vec<NewAttachment>,
-}
-
-/// Everything besides the decision that the transaction writes.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// The inbound record.
-    pub record: IntakeRecord,
-    /// The thread entry (used when the decision stores one).
-    pub message: NewMessage,
-    /// The tracking ID for a new ticket.
-    pub new_tracking_id: TrackingId,
-    /// The language of a new ticket.
-    pub language: String,
-    /// One outbound Message-ID per notice, in order.
-    pub outgoing_message_ids: Vec<String>,
-    /// Now, in ms.
-    pub now: i64,
-    /// Loop-safety rules for the mails queued.
-    pub send_policy: SendPolicy,
-    /// `quarantine retry`: the quarantined inbound row this outcome replaces. It is deleted in
-    /// the same transaction, so a failure keeps it and a success leaves exactly one record.
-    pub replaces_inbound: Option<i64>,
-}
-
-/// Why a transaction did not commit.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// Another delivery of the same mail won the race: nothing to do.
-    #[error("the mail was already recorded")]
-    Duplicate,
-    /// The freshly drawn tracking ID exists: draw another and retry.
-    #[error("the tracking ID is taken")]
-    TrackingIdTaken,
-    /// The database failed (locked, disk full, …): transient, retry later.
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
-}
-
-/// What the transaction did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    /// `ticket_opened`, `appended`, `attached_auto`, `ignored`, `quarantined` or `duplicate`.
-    pub outcome: &'static str,
-    /// The ticket concerned.
-    pub ticket: Option<TrackingId>,
-    /// The number of mails queued.
-    pub queued: usize,
-}
 
 impl Store {
     /// True when a mail with this dedupe key was handled before.
@@ -581,67 +478,6 @@ fn queue(
         },
     )?;
     Ok(())
-}
-
-/// The Message-ID a queued mail answers, so the recipient's client threads it: for the
-/// customer, their own latest mail in the ticket (never an agent's, which they never saw);
-/// for agents, the inbound mail that caused the notification.
-fn answered_message_id(
-    tx: &Transaction<'_>,
-    ticket_id: Option<i64>,
-    notice: &Notice,
-    p: &Prepared,
-) -> rusqlite::Result<String> {
-    let inbound = p.message.message_id.clone().unwrap_or_default();
-    let Some(ticket) = ticket_id else {
-        return Ok(inbound);
-    };
-    let customer_latest: Option<String> = tx
-        .query_row(
-            "SELECT m.message_id FROM messages m JOIN tickets t ON t.id = m.ticket_id
-             WHERE m.ticket_id = ?1 AND m.kind = 'customer' AND m.message_id IS NOT NULL
-               AND t.customer_email = ?2
-             ORDER BY m.id DESC LIMIT 1",
-            params![ticket, notice.to.email.as_str()],
-            |row| row.get(0),
-        )
-        .optional()?;
-    Ok(customer_latest.unwrap_or(inbound))
-}
-
-/// A 5.x.x bounce: mark the outbound mails it returns, and pause automatic mail to the failed
-/// addresses (the DSN's recipients, else the recipients of the returned mails) for 60 days.
-fn record_permanent_bounce(
-    tx: &Transaction<'_>,
-    ticket_id: i64,
-    bounce: &BounceInfo,
-    now: i64,
-) -> rusqlite::Result<()> {
-    let status = bounce.status_codes.join(",");
-    let mut addresses: Vec<String> = bounce.recipients.iter().map(|r| r.to_string()).collect();
-    for id in &bounce.original_message_ids {
-        let changed = tx.execute(
-            "UPDATE outbox SET bounced_at = ?2, bounce_status = ?3 WHERE message_id = ?1",
-            params![id, now, status],
-        )?;
-        if changed > 0 && bounce.recipients.is_empty() {
-            let to: String = tx.query_row(
-                "SELECT recipient_email FROM outbox WHERE message_id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            addresses.push(to);
-        }
-    }
-    for address in &addresses {
-        tx.execute(
-            "INSERT INTO suppressions (address, reason, until_at, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, until_at = excluded.until_at",
-            params![address, format!("bounce {status}"), now + BOUNCE_SUPPRESSION_MS, now],
-        )?;
-    }
-    let detail = format!("permanent bounce {status} for {}", addresses.join(", "));
-    insert_event(tx, ticket_id, now, "system", "bounce", None, None, &detail)
 }
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {

@@ -7,9 +7,11 @@
 
 mod intake;
 mod lifecycle;
+mod notify;
 mod outbox;
 mod page;
 mod queries;
+mod records;
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,11 +21,11 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::outbound::guard::SendPolicy;
 
-pub use intake::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
 pub use lifecycle::{Closer, DueTicket, StatusChange};
 pub use outbox::{OutboxItem, OutboxStats, OutboxSummary};
 pub use page::PageAttachment;
 pub use queries::{time_from_ms, QuarantinedMail, TicketFilter};
+pub use records::{Applied, ApplyError, IntakeRecord, NewAttachment, NewMessage, Prepared};
 
 /// The migrations, in order. Append only: never edit, remove or reorder a released one.
 const MIGRATIONS: &[&str] = &[
