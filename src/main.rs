@@ -166,10 +166,24 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     config::load(path, config::environment())
 }
 
+/// Log targets that write the protocol dialogue verbatim, credentials included (IMAP
+/// `LOGIN`/`AUTHENTICATE` at trace, SMTP `AUTH` at debug): always off, whatever `RUST_LOG`
+/// says, so that secrets are never logged.
+const WIRE_LOGGERS: [&str; 3] = [
+    "async_imap::imap_stream",
+    "lettre::transport::smtp::client::connection",
+    "lettre::transport::smtp::client::async_connection",
+];
+
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in WIRE_LOGGERS {
+        if let Ok(directive) = format!("{target}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -4,6 +4,8 @@
 //! unit file passing `systemd-analyze verify` where that tool exists.
 
 mod common;
+#[allow(dead_code)]
+mod fake_smtp;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -98,10 +100,22 @@ fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
 }
 
 fn ticket_count(scratch: &Scratch) -> usize {
-    scratch
-        .json(&["tickets", "list", "--json"])
-        .as_array()
-        .map_or(0, Vec::len)
+    ticket_count_with(scratch, &[])
+}
+
+fn ticket_count_with(scratch: &Scratch, env: &[(&str, &str)]) -> usize {
+    let output = scratch
+        .command(&["tickets", "list", "--json"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("tickets list");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    list.as_array().map_or(0, Vec::len)
 }
 
 fn daemon_log(scratch: &Scratch) -> String {
@@ -268,4 +282,178 @@ fn the_unit_file_passes_systemd_analyze_verify() {
             String::from_utf8_lossy(&output.stderr)
         ),
     }
+}
+
+/// The daemon's log at the most verbose level, with the secrets given through the
+/// environment, must not contain them.
+fn assert_secrets_absent(scratch: &Scratch, secrets: &[&str], extra: &str) {
+    let log = daemon_log(scratch) + extra;
+    assert!(
+        log.len() > 200,
+        "the log is too short to mean anything:\n{log}"
+    );
+    for secret in secrets {
+        assert!(
+            !log.contains(secret),
+            "{secret:?} leaked into the log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn secrets_from_the_environment_never_reach_the_logs() {
+    let scratch = Scratch::new();
+    // The mails go out through a fake SMTP server that asks for AUTH.
+    let server = fake_smtp::FakeSmtp::start(fake_smtp::Behaviour {
+        auth_reply: Some("235 2.7.0 ok"),
+        ..fake_smtp::Behaviour::default()
+    });
+    let port = server.port.to_string();
+    let secrets = ["imap-pw-4f1c9e", "smtp-pw-8a2d7b"];
+    let env = [
+        ("POSTDESK__SOURCE__PASSWORD", secrets[0]),
+        ("POSTDESK__SMTP__KIND", "smtp"),
+        ("POSTDESK__SMTP__HOST", "127.0.0.1"),
+        ("POSTDESK__SMTP__PORT", port.as_str()),
+        ("POSTDESK__SMTP__TLS", "none"),
+        ("POSTDESK__SMTP__USERNAME", "relay-user"),
+        ("POSTDESK__SMTP__PASSWORD", secrets[1]),
+        ("RUST_LOG", "trace"),
+    ];
+    let socket = scratch.path("notify.sock");
+    let mut listener = Listener::bind(&socket);
+    let mut daemon = {
+        let log = std::fs::File::create(scratch.path("daemon.log")).expect("log");
+        scratch
+            .command(&["run"])
+            .envs(env)
+            .env("NOTIFY_SOCKET", &socket)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn run")
+    };
+    listener.wait_until("READY=1", |s| count(s, "READY=1") == 1);
+    let raw = mail(
+        "Olena <customer1@example.com>",
+        "Printer",
+        "p1@client.example",
+        "",
+        "Smoke.",
+    );
+    std::fs::write(scratch.path("var/inbox/new/1.host"), &raw).expect("drop mail");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.seen.lock().expect("seen").messages.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no mail sent:\n{}",
+            daemon_log(&scratch)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&daemon, "TERM");
+    assert_eq!(
+        wait_exit(&mut daemon, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+
+    let mut deliver = scratch.command(&["deliver"]);
+    deliver
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = deliver.spawn().expect("deliver");
+    let second = mail(
+        "Petro <customer2@example.com>",
+        "Scanner",
+        "s1@client.example",
+        "",
+        "Jam.",
+    );
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &second).expect("stdin");
+    let output = child.wait_with_output().expect("deliver output");
+    assert!(output.status.success());
+    // The AUTH exchange as it went over the wire (base64 credentials), besides the plain ones.
+    let auth: Vec<String> = {
+        let seen = server.seen.lock().expect("seen");
+        let start = seen.commands.iter().position(|c| c.starts_with("AUTH"));
+        let wire = start.map_or(&[][..], |i| {
+            &seen.commands[i..(i + 3).min(seen.commands.len())]
+        });
+        wire.iter()
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .skip(usize::from(c.starts_with("AUTH")))
+            })
+            .filter(|token| token.len() >= 8 && !token.starts_with("MAIL"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(!auth.is_empty(), "the daemon logged in to SMTP");
+    let mut all: Vec<&str> = secrets.to_vec();
+    all.extend(auth.iter().map(String::as_str));
+    assert_secrets_absent(&scratch, &all, &String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn the_imap_password_from_the_environment_never_reaches_the_logs() {
+    let Some(stack) =
+        common::mailstack::stack("the_imap_password_from_the_environment_never_reaches_the_logs")
+    else {
+        return;
+    };
+    // agent2's mailbox, which no other test reads, stands in for the support mailbox.
+    let config = stack
+        .imap_config("en")
+        .replace("password = \"secret-support\"\n", "")
+        .replace(
+            "username = \"support@example.com\"",
+            "username = \"agent2@example.com\"",
+        );
+    assert!(!config.contains("secret-support") && config.contains("agent2@"));
+    let scratch = Scratch::with_config(&config);
+    let socket = scratch.path("notify.sock");
+    let mut listener = Listener::bind(&socket);
+    let mut daemon = {
+        let log = std::fs::File::create(scratch.path("daemon.log")).expect("log");
+        scratch
+            .command(&["run"])
+            .env("POSTDESK__SOURCE__PASSWORD", "secret-agent2")
+            .env("RUST_LOG", "trace")
+            .env("NOTIFY_SOCKET", &socket)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn run")
+    };
+    listener.wait_until("READY=1", |s| count(s, "READY=1") == 1);
+    let nonce = common::mailstack::nonce();
+    let raw = mail(
+        "Olena <customer1@example.com>",
+        &format!("Printer {nonce}"),
+        &format!("{nonce}@client.example"),
+        "",
+        "Smoke.",
+    );
+    stack.send("customer1@example.com", "agent2@example.com", &raw);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ticket_count_with(&scratch, &[("POSTDESK__SOURCE__PASSWORD", "secret-agent2")]) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no ticket:\n{}",
+            daemon_log(&scratch)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    listener.wait_until("a status saying it is connected", |s| {
+        s.iter()
+            .any(|m| m.starts_with("STATUS=Taking mail from imap://127.0.0.1/INBOX;"))
+    });
+    signal(&daemon, "TERM");
+    assert_eq!(
+        wait_exit(&mut daemon, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+    assert_secrets_absent(&scratch, &["secret-agent2"], "");
 }
