@@ -457,3 +457,60 @@ fn the_imap_password_from_the_environment_never_reaches_the_logs() {
     );
     assert_secrets_absent(&scratch, &["secret-agent2"], "");
 }
+
+#[test]
+fn a_second_sigterm_exits_at_once_while_a_send_hangs() {
+    let scratch = Scratch::new();
+    // An SMTP server that accepts the connection and never answers: the send hangs.
+    let server = fake_smtp::FakeSmtp::start(fake_smtp::Behaviour {
+        silent: true,
+        ..fake_smtp::Behaviour::default()
+    });
+    let port = server.port.to_string();
+    let socket = scratch.path("notify.sock");
+    let mut listener = Listener::bind(&socket);
+    let mut daemon = {
+        let log = std::fs::File::create(scratch.path("daemon.log")).expect("log");
+        scratch
+            .command(&["run"])
+            .envs([
+                ("POSTDESK__SMTP__KIND", "smtp"),
+                ("POSTDESK__SMTP__HOST", "127.0.0.1"),
+                ("POSTDESK__SMTP__PORT", port.as_str()),
+                ("POSTDESK__SMTP__TLS", "none"),
+                ("POSTDESK__SMTP__TIMEOUT", "60s"),
+                ("RUST_LOG", "info"),
+            ])
+            .env("NOTIFY_SOCKET", &socket)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn run")
+    };
+    listener.wait_until("READY=1", |s| count(s, "READY=1") == 1);
+    let raw = mail(
+        "Olena <customer1@example.com>",
+        "Printer",
+        "p2@client.example",
+        "",
+        "Smoke.",
+    );
+    std::fs::write(scratch.path("var/inbox/new/1.host"), &raw).expect("drop mail");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.seen.lock().expect("seen").connections == 0 {
+        assert!(Instant::now() < deadline, "no SMTP connection");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&daemon, "TERM");
+    listener.wait_until("STOPPING=1", |s| count(s, "STOPPING=1") == 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        daemon.try_wait().expect("wait").is_none(),
+        "waits for the send in flight"
+    );
+    let asked = Instant::now();
+    signal(&daemon, "TERM");
+    let exit = wait_exit(&mut daemon, Duration::from_secs(2));
+    assert_eq!(exit.code(), Some(143), "{}", daemon_log(&scratch));
+    assert!(asked.elapsed() < Duration::from_secs(1));
+}
