@@ -53,11 +53,34 @@ impl Listener {
     }
 }
 
+/// A daemon that is killed when dropped, so a failing test never leaves one running.
+struct Guarded(Child);
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn count(seen: &[String], message: &str) -> usize {
     seen.iter().filter(|m| m.as_str() == message).count()
 }
 
-fn start(scratch: &Scratch, socket: &Path) -> Child {
+fn start(scratch: &Scratch, socket: &Path) -> Guarded {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -73,6 +96,7 @@ fn start(scratch: &Scratch, socket: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Guarded)
         .expect("spawn run")
 }
 
@@ -210,6 +234,7 @@ fn sighup_reloads_the_mail_templates_and_keeps_the_old_ones_on_an_error() {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
+            .map(Guarded)
             .expect("spawn run")
     };
     listener.wait_until("READY=1", |s| count(s, "READY=1") == 1);
@@ -331,6 +356,7 @@ fn secrets_from_the_environment_never_reach_the_logs() {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
+            .map(Guarded)
             .expect("spawn run")
     };
     listener.wait_until("READY=1", |s| count(s, "READY=1") == 1);
@@ -425,6 +451,7 @@ fn the_imap_password_from_the_environment_never_reaches_the_logs() {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
+            .map(Guarded)
             .expect("spawn run")
     };
     listener.wait_until("READY=1", |s| count(s, "READY=1") == 1);
@@ -485,6 +512,7 @@ fn a_second_sigterm_exits_at_once_while_a_send_hangs() {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
+            .map(Guarded)
             .expect("spawn run")
     };
     listener.wait_until("READY=1", |s| count(s, "READY=1") == 1);
