@@ -15,6 +15,8 @@ pub mod ops;
 pub mod outbound;
 pub mod route;
 pub mod secret;
+pub mod service;
 pub mod signing;
 pub mod store;
+pub mod vitals;
 pub mod web;

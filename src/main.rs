@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ use postdesk::config::{self, Config, LogFormat};
 use postdesk::intake::run;
 use postdesk::model::{TicketStatus, TrackingId};
 use postdesk::outbound::{diagnose, transport};
+use postdesk::service::{self, Signal};
+use postdesk::vitals::Vitals;
 use postdesk::{app, jobs, ops, secret};
 
 /// postdesk: a mail-to-ticket gateway.
@@ -164,19 +166,39 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     config::load(path, config::environment())
 }
 
+/// Log targets that write the protocol dialogue verbatim, credentials included (IMAP
+/// `LOGIN`/`AUTHENTICATE` at trace, SMTP `AUTH` at debug): always off, whatever `RUST_LOG`
+/// says, so that secrets are never logged.
+const WIRE_LOGGERS: [&str; 3] = [
+    "async_imap::imap_stream",
+    "lettre::transport::smtp::client::connection",
+    "lettre::transport::smtp::client::async_connection",
+];
+
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in WIRE_LOGGERS {
+        if let Ok(directive) = format!("{target}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second initialisation (tests) is harmless: keep the first.
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
+        LogFormat::Text => {
+            let builder = builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            // Under systemd, journald stamps every line itself.
+            if std::env::var_os("JOURNAL_STREAM").is_some() {
+                builder.without_time().try_init()
+            } else {
+                builder.try_init()
+            }
+        }
     };
 }
 
@@ -252,23 +274,30 @@ fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
 }
 
 fn run_daemon(config: &Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM during start-up is then a clean stop, not a kill.
+    let signals = service::signals()?;
+    let notifier = Arc::new(service::Notifier::from_env());
+    let vitals = Arc::new(Vitals::new(config, app::now_ms()));
     let secret = secret::load_or_create(&config.general.secret_file)?;
     let intake = app::intake(config, &secret)?;
     let mut worker = app::worker(config, &secret)?;
-    let web = postdesk::web::spawn(config, &secret)?;
+    let web = postdesk::web::spawn(config, &secret, vitals.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
 
     let mut scheduler =
         jobs::Scheduler::new(jobs::registry(config), app::job_context(config, &secret)?);
-    let jobs_stop = stop.clone();
-    let jobs_wake = wake.clone();
+    let (jobs_stop, jobs_wake, jobs_vitals) = (stop.clone(), wake.clone(), vitals.clone());
     // The first tick runs every job once (start-up); then each runs when its schedule fires.
     let jobs_thread = std::thread::Builder::new()
         .name("jobs".into())
         .spawn(move || {
             while !jobs_stop.load(Ordering::Relaxed) {
-                if scheduler.tick(chrono::Utc::now()).total.queued > 0 {
+                let pass = scheduler.tick(chrono::Utc::now());
+                if pass.ran.contains(&"auto_close") {
+                    jobs_vitals.auto_close_ran(pass.total.changed);
+                }
+                if pass.total.queued > 0 {
                     let _ = jobs_wake.send(());
                 }
                 run::sleep_unless_stopped(&jobs_stop, Duration::from_millis(500));
@@ -280,13 +309,27 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
         flag: stop.clone(),
         signal: stop_watch,
     };
-    let intake_thread = run::spawn(config, intake, intake_stop, wake)?;
+    let intake_thread = run::spawn(config, intake, intake_stop, wake.clone(), vitals.clone())?;
 
-    let worker_stop = stop.clone();
+    // The outbox stops after the intake, so the mail in hand gets its notifications; its last
+    // pass ends at `flush_until` (the send in flight finishes, the rest stays queued).
+    let outbox_stop = Arc::new(AtomicBool::new(false));
+    let flush_until = Arc::new(AtomicI64::new(i64::MAX));
+    let reload = Arc::new(AtomicBool::new(false));
+    let templates_dir = config.general.templates_dir.clone();
+    let (worker_stop, worker_flush, worker_reload) =
+        (outbox_stop.clone(), flush_until.clone(), reload.clone());
     let worker_thread = std::thread::Builder::new()
         .name("outbox".into())
         .spawn(move || loop {
-            if let Err(error) = worker.send_due(app::now_ms()) {
+            if worker_reload.swap(false, Ordering::Relaxed) {
+                match worker.reload_templates(templates_dir.as_deref()) {
+                    Ok(()) => info!("Templates reloaded"),
+                    Err(e) => error!(error = %format!("{e:#}"), "Templates not reloaded; keeping the ones in use"),
+                }
+            }
+            let keep_going = || app::now_ms() < worker_flush.load(Ordering::Relaxed);
+            if let Err(error) = worker.send_due_while(app::now_ms(), keep_going) {
                 error!(error = %format!("{error:#}"), "Outbox pass failed; retrying");
             }
             if worker_stop.load(Ordering::Relaxed) {
@@ -295,35 +338,59 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
             let _ = woken.recv_timeout(Duration::from_secs(1));
         })?;
 
-    info!(source = ?config.source.kind, outbox = ?config.smtp.kind, "postdesk is running");
-    wait_for_signal()?;
-    info!("Shutting down: finishing the mail in hand");
+    info!(source = %vitals.source, outbox = ?config.smtp.kind, "postdesk is running");
+    notifier.notify("READY=1");
+    let watchdog_stop = Arc::new(AtomicBool::new(false));
+    let watchdog = if notifier.enabled() {
+        let status = service::status_line(config, vitals.clone());
+        let period = service::watchdog_period();
+        let thread = service::spawn_watchdog(
+            notifier.clone(),
+            vitals.clone(),
+            period,
+            status,
+            watchdog_stop.clone(),
+        )?;
+        Some(thread)
+    } else {
+        None
+    };
+
+    let first = loop {
+        match signals.recv() {
+            Ok(Signal::Hangup) => {
+                reload.store(true, Ordering::Relaxed);
+                let _ = wake.send(());
+            }
+            Ok(signal) => break Some(signal),
+            Err(_) => break None,
+        }
+    };
+    info!(signal = ?first, "Shutting down: finishing the mail in hand");
+    notifier.notify("STOPPING=1");
+    service::exit_on_second_signal(signals, SHUTDOWN_LIMIT);
+    flush_until.store(
+        app::now_ms() + i64::try_from(OUTBOX_FLUSH.as_millis()).unwrap_or(i64::MAX),
+        Ordering::Relaxed,
+    );
+    watchdog_stop.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let _ = stop_signal.send(true);
-    web.stop();
+    let web_thread = std::thread::spawn(move || web.stop());
     let _ = intake_thread.join();
+    outbox_stop.store(true, Ordering::Relaxed);
+    let _ = wake.send(());
     let _ = jobs_thread.join();
     let _ = worker_thread.join();
+    let _ = web_thread.join();
+    if let Some(thread) = watchdog {
+        let _ = thread.join();
+    }
     info!("Stopped");
     Ok(())
 }
 
-fn wait_for_signal() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                result = tokio::signal::ctrl_c() => result,
-                _ = term.recv() => Ok(()),
-            }
-        }
-        #[cfg(not(unix))]
-        tokio::signal::ctrl_c().await
-    })?;
-    Ok(())
-}
+/// A shutdown that takes longer than this exits with 1 (the promise is 10 s).
+const SHUTDOWN_LIMIT: Duration = Duration::from_millis(9_500);
+/// How long the outbox may keep sending after a stop signal.
+const OUTBOX_FLUSH: Duration = Duration::from_secs(6);

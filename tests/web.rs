@@ -18,6 +18,7 @@ use common::mail;
 use postdesk::config::Config;
 use postdesk::intake::{Intake, Outcome};
 use postdesk::model::{EmailAddress, TrackingId};
+use postdesk::vitals::Vitals;
 use postdesk::web::{router, WebState, CONTENT_SECURITY_POLICY};
 use tower::ServiceExt;
 
@@ -65,6 +66,12 @@ impl Site {
             clock,
             state,
         }
+    }
+
+    /// The site as the daemon serves it: watching the intake heartbeat in `vitals`.
+    fn with_vitals(mut self, vitals: Arc<Vitals>) -> Site {
+        self.state = self.state.with_vitals(vitals);
+        self
     }
 
     fn advance(&self, ms: i64) {
@@ -488,6 +495,111 @@ async fn health_and_metrics_read_the_database() {
             metrics.body
         );
     }
+}
+
+/// Checks the Prometheus text format line by line: `# HELP name text`, `# TYPE name kind`
+/// before the samples, every sample `name{label="value",…} number` of a declared metric.
+fn assert_prometheus_text(text: &str) {
+    let is_name = |name: &str| {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut typed = std::collections::HashMap::new();
+    let mut helped = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP has a text");
+            assert!(is_name(name) && !help.is_empty(), "{line}");
+            assert!(helped.insert(name.to_string()), "second HELP: {line}");
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE has a kind");
+            assert!(is_name(name), "{line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(
+                typed.insert(name.to_string(), kind.to_string()).is_none(),
+                "second TYPE: {line}"
+            );
+        } else {
+            assert!(!line.starts_with('#') && !line.is_empty(), "{line:?}");
+            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+            assert!(value.parse::<f64>().is_ok(), "value: {line}");
+            let name = match series.split_once('{') {
+                None => series,
+                Some((name, labels)) => {
+                    let labels = labels.strip_suffix('}').expect("labels close");
+                    for pair in labels.split(',') {
+                        let (key, quoted) = pair.split_once('=').expect("label=value");
+                        assert!(is_name(key), "label: {line}");
+                        assert!(
+                            quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
+                            "label value: {line}"
+                        );
+                    }
+                    name
+                }
+            };
+            let kind = typed
+                .get(name)
+                .unwrap_or_else(|| panic!("no TYPE for {line}"));
+            assert!(helped.contains(name), "no HELP for {line}");
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter name: {line}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn healthz_needs_a_recent_intake_heartbeat_and_metrics_parse() {
+    let vitals = Arc::new(Vitals::with_threshold(
+        "imap://127.0.0.1/INBOX".into(),
+        true,
+        std::time::Duration::from_secs(90),
+        T0,
+    ));
+    let mut site = Site::new(&[]).with_vitals(vitals.clone());
+    site.open(CUSTOMER, "Printer on fire", "It smokes.");
+    vitals.synced(T0 + MINUTE);
+    vitals.set_connected(true);
+    vitals.auto_close_ran(2);
+
+    let fresh = site.get("/healthz", CLIENT).await;
+    assert_eq!(
+        (fresh.status, fresh.body.as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+    let metrics = site.get("/metrics", CLIENT).await;
+    assert_prometheus_text(&metrics.body);
+    for line in [
+        "postdesk_imap_connected 1",
+        "postdesk_intake_last_sync_timestamp_seconds 1795000060",
+        "postdesk_intake_heartbeat_timestamp_seconds 1795000060",
+        "postdesk_auto_close_runs_total 1",
+        "postdesk_auto_closed_tickets_total 2",
+        "postdesk_outbox_pending 2",
+        "postdesk_outbox_oldest_pending_age_seconds 60",
+        "postdesk_mails_suppressed_total 0",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "{line} missing in\n{}",
+            metrics.body
+        );
+    }
+
+    // The intake stops beating: 91 s later the daemon is unhealthy, and says why.
+    site.advance(91_000);
+    let stale = site.get("/healthz", CLIENT).await;
+    assert_eq!(stale.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(stale.body, "intake: no heartbeat for 91 s (limit 90 s)\n");
+    vitals.beat(T0 + MINUTE + 91_000);
+    assert_eq!(site.get("/healthz", CLIENT).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

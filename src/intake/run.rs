@@ -13,6 +13,7 @@ use tracing::error;
 use super::maildir::{self, Maildir};
 use super::{imap, Intake};
 use crate::config::{Config, SourceKind};
+use crate::vitals::Vitals;
 
 /// How shutdown reaches the intake thread: the flag for the Maildir loop, the channel to wake
 /// an IMAP session out of IDLE.
@@ -24,12 +25,14 @@ pub struct Stop {
     pub signal: watch::Receiver<bool>,
 }
 
-/// Starts the intake thread for the configured source. `wake` is poked when mail was queued.
+/// Starts the intake thread for the configured source. `wake` is poked when mail was queued;
+/// `vitals` gets the heartbeat (see [`crate::vitals`]).
 pub fn spawn(
     config: &Config,
     mut intake: Intake,
     stop: Stop,
     wake: mpsc::Sender<()>,
+    vitals: Arc<Vitals>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let thread = std::thread::Builder::new().name("intake".into());
     match config.source.kind {
@@ -37,7 +40,8 @@ pub fn spawn(
             let maildir = Maildir::open(&config.source.path).with_context(|| {
                 format!("while opening the Maildir {}", config.source.path.display())
             })?;
-            Ok(thread.spawn(move || maildir_loop(&maildir, &mut intake, &stop.flag, &wake))?)
+            Ok(thread
+                .spawn(move || maildir_loop(&maildir, &mut intake, &stop.flag, &wake, &vitals))?)
         }
         SourceKind::Imap => {
             let settings = imap::settings(config)?;
@@ -46,7 +50,7 @@ pub fn spawn(
                 .build()
                 .context("while starting the IMAP runtime")?;
             Ok(thread.spawn(move || {
-                runtime.block_on(imap::run(settings, &mut intake, stop.signal, wake))
+                runtime.block_on(imap::run(settings, &mut intake, stop.signal, wake, &vitals))
             })?)
         }
     }
@@ -57,10 +61,17 @@ fn maildir_loop(
     intake: &mut Intake,
     stop: &AtomicBool,
     wake: &mpsc::Sender<()>,
+    vitals: &Vitals,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        match maildir::drain(maildir, intake, stop, crate::app::now_ms) {
+        let now = || {
+            let now = crate::app::now_ms();
+            vitals.beat(now);
+            now
+        };
+        match maildir::drain(maildir, intake, stop, now) {
             Ok(outcomes) => {
+                vitals.synced(crate::app::now_ms());
                 if outcomes.iter().any(|o| o.queued > 0) {
                     let _ = wake.send(());
                 }

@@ -83,6 +83,16 @@ impl Worker {
 
     /// Sends everything due at `now_ms`; returns how many were sent.
     pub fn send_due(&mut self, now_ms: i64) -> anyhow::Result<usize> {
+        self.send_due_while(now_ms, || true)
+    }
+
+    /// As [`Worker::send_due`], but stops before the next mail once `keep_going` turns false
+    /// (shutdown: the send in flight finishes, the rest stays queued).
+    pub fn send_due_while(
+        &mut self,
+        now_ms: i64,
+        keep_going: impl Fn() -> bool,
+    ) -> anyhow::Result<usize> {
         let mut sent = 0;
         loop {
             let batch = self.store.due_outbox(now_ms, 50)?;
@@ -90,11 +100,25 @@ impl Worker {
                 return Ok(sent);
             }
             for item in batch {
+                if !keep_going() {
+                    return Ok(sent);
+                }
                 if self.send_one(&item, now_ms)? {
                     sent += 1;
                 }
             }
         }
+    }
+
+    /// Compiles the mail templates again (built-in plus the overrides in `templates_dir`) and
+    /// uses them from the next mail on. On an error (which names the file and line) the
+    /// templates in use stay.
+    pub fn reload_templates(
+        &mut self,
+        templates_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<()> {
+        self.renderer = Renderer::new(templates_dir)?;
+        Ok(())
     }
 
     fn send_one(&mut self, item: &OutboxItem, now_ms: i64) -> anyhow::Result<bool> {

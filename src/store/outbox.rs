@@ -62,6 +62,10 @@ pub struct OutboxStats {
     pub sent: i64,
     /// Given up.
     pub failed: i64,
+    /// Not sent by the loop-safety rules (rate limit, robots, bounces).
+    pub suppressed: i64,
+    /// When the oldest mail still waiting was queued, in ms since the epoch.
+    pub oldest_pending_ms: Option<i64>,
 }
 
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxItem> {
@@ -245,7 +249,9 @@ impl Store {
         self.conn.query_row(
             "SELECT coalesce(sum(status IN ('pending', 'sending')), 0),
                     coalesce(sum(status = 'sent'), 0),
-                    coalesce(sum(status = 'failed'), 0)
+                    coalesce(sum(status = 'failed'), 0),
+                    coalesce(sum(status = 'suppressed'), 0),
+                    min(CASE WHEN status IN ('pending', 'sending') THEN created_at END)
              FROM outbox",
             [],
             |row| {
@@ -253,6 +259,8 @@ impl Store {
                     pending: row.get(0)?,
                     sent: row.get(1)?,
                     failed: row.get(2)?,
+                    suppressed: row.get(3)?,
+                    oldest_pending_ms: row.get(4)?,
                 })
             },
         )

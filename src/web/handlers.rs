@@ -282,13 +282,22 @@ pub async fn not_found() -> Response {
     not_found_text()
 }
 
-/// `GET /healthz`: `ok` when the database answers.
+/// `GET /healthz`: `ok` when the database answers and (in the daemon) the intake heartbeat
+/// is recent; else 503 with the reasons, one a line.
 pub async fn healthz(State(state): State<WebState>) -> Response {
     blocking(move || {
-        if state.shared.db.with(|s| s.ping()) {
+        let mut problems = Vec::new();
+        if !state.shared.db.with(|s| s.ping()) {
+            problems.push("database: not answering".to_string());
+        }
+        if let Some(vitals) = &state.shared.vitals {
+            problems.extend(vitals.intake_problem(state.now().timestamp_millis()));
+        }
+        if problems.is_empty() {
             (StatusCode::OK, "ok\n").into_response()
         } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "database: not answering\n").into_response()
+            let body = problems.join("\n") + "\n";
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
         }
     })
     .await

@@ -1,6 +1,8 @@
 //! `/metrics` in the Prometheus text format: tickets by status, inbound mail by outcome, the
-//! outbox, and the page's own lookup counters. Gathered from the database per scrape (three
-//! small aggregate queries), so the numbers hold across restarts.
+//! outbox (depth, oldest pending age, sent/failed/suppressed), and the page's own lookup
+//! counters — gathered from the database per scrape (three small aggregate queries), so they
+//! hold across restarts — plus, in the daemon, the intake heartbeat, the IMAP connection and
+//! the auto-close counters from [`crate::vitals`] (in memory, since start).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -33,6 +35,25 @@ pub struct Snapshot {
     pub lockouts: u64,
     /// Ticket pages served since start.
     pub tickets_shown: u64,
+    /// When the snapshot was taken, in ms since the epoch.
+    pub now_ms: i64,
+    /// The daemon's live figures (absent when the page runs without a daemon).
+    pub daemon: Option<DaemonFigures>,
+}
+
+/// The figures [`crate::vitals::Vitals`] holds, as plain values.
+#[derive(Debug, Default)]
+pub struct DaemonFigures {
+    /// `Some(connected)` when the source is IMAP.
+    pub imap_connected: Option<bool>,
+    /// The last intake heartbeat, ms since the epoch.
+    pub last_beat_ms: i64,
+    /// The last complete read of the source (IMAP poll/IDLE catch-up, Maildir scan).
+    pub last_sync_ms: i64,
+    /// Auto-close sweeps since start.
+    pub auto_close_runs: u64,
+    /// Tickets those sweeps resolved.
+    pub auto_closed: u64,
 }
 
 fn count(pairs: &[(String, i64)], key: &str) -> i64 {
@@ -85,7 +106,57 @@ pub fn render(s: &Snapshot) -> String {
         "Mails given up after permanent failures or retries.",
         &one(s.outbox.failed),
     );
+    family(
+        "postdesk_mails_suppressed_total",
+        "counter",
+        "Mails not sent by the loop-safety rules.",
+        &one(s.outbox.suppressed),
+    );
+    let oldest_age_s = s
+        .outbox
+        .oldest_pending_ms
+        .map_or(0, |queued| (s.now_ms - queued).max(0) / 1000);
+    family(
+        "postdesk_outbox_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest mail still waiting to be sent (0 when none).",
+        &one(oldest_age_s),
+    );
     let web = |value: u64| one(i64::try_from(value).unwrap_or(i64::MAX));
+    if let Some(d) = &s.daemon {
+        family(
+            "postdesk_intake_heartbeat_timestamp_seconds",
+            "gauge",
+            "When the intake loop last showed it is alive (Unix time).",
+            &one(d.last_beat_ms / 1000),
+        );
+        family(
+            "postdesk_intake_last_sync_timestamp_seconds",
+            "gauge",
+            "When the source was last read completely: IMAP poll or IDLE catch-up, Maildir scan (Unix time, 0: not yet).",
+            &one(d.last_sync_ms / 1000),
+        );
+        if let Some(connected) = d.imap_connected {
+            family(
+                "postdesk_imap_connected",
+                "gauge",
+                "1 while the IMAP session is connected.",
+                &one(i64::from(connected)),
+            );
+        }
+        family(
+            "postdesk_auto_close_runs_total",
+            "counter",
+            "Auto-close sweeps since start.",
+            &web(d.auto_close_runs),
+        );
+        family(
+            "postdesk_auto_closed_tickets_total",
+            "counter",
+            "Tickets resolved by auto-close since start.",
+            &web(d.auto_closed),
+        );
+    }
     family(
         "postdesk_web_lookup_failures_total",
         "counter",
@@ -124,6 +195,17 @@ pub fn gather(state: &WebState) -> rusqlite::Result<String> {
         lookup_failures: shared.counters.lookup_failures.load(Ordering::Relaxed),
         lockouts: shared.counters.lockouts.load(Ordering::Relaxed),
         tickets_shown: shared.counters.tickets_shown.load(Ordering::Relaxed),
+        now_ms: state.now().timestamp_millis(),
+        daemon: shared.vitals.as_ref().map(|v| {
+            let (auto_close_runs, auto_closed) = v.auto_close_counts();
+            DaemonFigures {
+                imap_connected: v.imap.then(|| v.connected()),
+                last_beat_ms: v.last_beat_ms(),
+                last_sync_ms: v.last_sync_ms(),
+                auto_close_runs,
+                auto_closed,
+            }
+        }),
     }))
 }
 
@@ -140,8 +222,18 @@ mod tests {
                 pending: 1,
                 sent: 5,
                 failed: 0,
+                suppressed: 2,
+                oldest_pending_ms: Some(40_000),
             },
             lookup_failures: 2,
+            now_ms: 100_000,
+            daemon: Some(DaemonFigures {
+                imap_connected: Some(true),
+                last_beat_ms: 99_500,
+                last_sync_ms: 99_000,
+                auto_close_runs: 3,
+                auto_closed: 4,
+            }),
             ..Snapshot::default()
         });
         for line in [
@@ -153,6 +245,13 @@ mod tests {
             "postdesk_outbox_pending 1",
             "postdesk_mails_sent_total 5",
             "postdesk_web_lookup_failures_total 2",
+            "postdesk_mails_suppressed_total 2",
+            "postdesk_outbox_oldest_pending_age_seconds 60",
+            "postdesk_intake_heartbeat_timestamp_seconds 99",
+            "postdesk_intake_last_sync_timestamp_seconds 99",
+            "postdesk_imap_connected 1",
+            "postdesk_auto_close_runs_total 3",
+            "postdesk_auto_closed_tickets_total 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

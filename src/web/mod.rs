@@ -33,6 +33,7 @@ use chrono::{DateTime, Utc};
 use crate::blobs::Blobs;
 use crate::config::{Config, Language};
 use crate::store::Store;
+use crate::vitals::Vitals;
 use limit::{IpRange, LookupLimiter};
 use pages::Pages;
 
@@ -84,6 +85,7 @@ struct Shared {
     language: Language,
     clock: Clock,
     counters: Counters,
+    vitals: Option<Arc<Vitals>>,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -133,6 +135,7 @@ impl WebState {
                 language: config.general.language,
                 clock: Arc::new(Utc::now),
                 counters: Counters::default(),
+                vitals: None,
             }),
         })
     }
@@ -142,6 +145,20 @@ impl WebState {
         match Arc::try_unwrap(self.shared) {
             Ok(mut shared) => {
                 shared.clock = clock;
+                WebState {
+                    shared: Arc::new(shared),
+                }
+            }
+            Err(shared) => WebState { shared },
+        }
+    }
+
+    /// The same state watching the daemon's `vitals`: `/healthz` then also needs a recent
+    /// intake heartbeat, and `/metrics` shows the intake and auto-close figures.
+    pub fn with_vitals(self, vitals: Arc<Vitals>) -> WebState {
+        match Arc::try_unwrap(self.shared) {
+            Ok(mut shared) => {
+                shared.vitals = Some(vitals);
                 WebState {
                     shared: Arc::new(shared),
                 }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use tracing::{error, info};
 
 use super::{router, WebState};
 use crate::config::Config;
+use crate::vitals::Vitals;
 
 /// How long open connections may take to finish after a stop.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -65,9 +67,12 @@ fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-/// Binds `[web] bind` and serves the page on a two-worker runtime of its own.
-pub fn spawn(config: &Config, secret: &[u8]) -> anyhow::Result<WebServer> {
-    let state = WebState::new(config, secret).context("while preparing the tracking page")?;
+/// Binds `[web] bind` and serves the page on a two-worker runtime of its own; `/healthz` and
+/// `/metrics` watch `vitals`.
+pub fn spawn(config: &Config, secret: &[u8], vitals: Arc<Vitals>) -> anyhow::Result<WebServer> {
+    let state = WebState::new(config, secret)
+        .context("while preparing the tracking page")?
+        .with_vitals(vitals);
     let listener = bind(config.web.bind)?;
     let address = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,9 +8,16 @@
 //! the commit and the move re-fetches the mail, and the dedupe record turns it into a no-op
 //! that is then moved. The cursor (UIDVALIDITY, last UID) only saves work: correctness rests on
 //! the dedupe record.
+//!
+//! Heartbeat (see [`crate::vitals`]): every mail handled and every complete catch-up beats;
+//! the IDLE wait, the poll sleep and the reconnect backoff beat on a ticker every
+//! [`BEAT_EVERY`] — those waits are the loop working as meant. Any other await that hangs (a
+//! server that stops answering a command, or `DONE` on a dead connection at the IDLE
+//! renewal) stops the beats, so the watchdog stops and systemd restarts the daemon.
 
 pub mod connect;
 
+use std::future::Future;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -20,6 +27,7 @@ use tracing::{info, warn};
 
 use self::connect::{connect, ConnectError, Endpoint, ImapSession};
 use super::{Intake, IntakeError};
+use crate::vitals::{Vitals, BEAT_EVERY};
 
 /// IDLE is re-issued before the 29-minute limit of RFC 2177.
 const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
@@ -62,6 +70,7 @@ pub async fn run(
     intake: &mut Intake,
     mut stop: watch::Receiver<bool>,
     wake: mpsc::Sender<()>,
+    vitals: &Vitals,
 ) {
     let mut backoff = Duration::from_secs(1);
     let mut last_problem: Option<String> = None;
@@ -73,8 +82,10 @@ pub async fn run(
             &wake,
             &mut backoff,
             &mut last_problem,
+            vitals,
         )
         .await;
+        vitals.set_connected(false);
         match result {
             Ok(()) => break,
             Err(error) => {
@@ -88,10 +99,13 @@ pub async fn run(
                     warn!(error = %problem, hint = %hint, retry_in_s = backoff.as_secs(), "IMAP connection failed; reconnecting with backoff");
                     last_problem = Some(problem);
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => {}
-                }
+                let wait = async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                };
+                beating(wait, vitals).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         }
@@ -105,6 +119,7 @@ async fn session(
     wake: &mpsc::Sender<()>,
     backoff: &mut Duration,
     last_problem: &mut Option<String>,
+    vitals: &Vitals,
 ) -> Result<(), SessionError> {
     let mut session = connect(&settings.endpoint).await?;
     let capabilities = session.capabilities().await?;
@@ -131,6 +146,7 @@ async fn session(
         None => 0,
     };
     *backoff = Duration::from_secs(1);
+    vitals.set_connected(true);
     if last_problem.take().is_some() || cursor == 0 {
         info!(host = %settings.endpoint.host, mailbox = %settings.mailbox, idle = can_idle, r#move = can_move, "IMAP connected");
     }
@@ -140,11 +156,15 @@ async fn session(
             settings,
             intake,
             wake,
-            can_move,
-            uidvalidity,
+            Selected {
+                can_move,
+                uidvalidity,
+            },
             cursor,
+            vitals,
         )
         .await?;
+        vitals.synced(crate::app::now_ms());
         if *stop.borrow() {
             let _ = session.logout().await;
             return Ok(());
@@ -154,17 +174,36 @@ async fn session(
             handle.init().await?;
             {
                 let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
-                tokio::select! {
-                    result = wait => { result?; }
-                    _ = stop.changed() => {}
-                }
+                let waited = async {
+                    tokio::select! {
+                        result = wait => result.map(|_| ()),
+                        _ = stop.changed() => Ok(()),
+                    }
+                };
+                beating(waited, vitals).await?;
             }
             session = handle.done().await?;
         } else {
-            tokio::select! {
-                _ = tokio::time::sleep(settings.poll_interval) => {}
-                _ = stop.changed() => {}
-            }
+            let wait = async {
+                tokio::select! {
+                    _ = tokio::time::sleep(settings.poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+            };
+            beating(wait, vitals).await;
+        }
+    }
+}
+
+/// Awaits `future`, beating the heartbeat every [`BEAT_EVERY`] meanwhile (for the waits that
+/// are the loop's normal state: IDLE, the poll sleep, the backoff).
+async fn beating<F: Future>(future: F, vitals: &Vitals) -> F::Output {
+    tokio::pin!(future);
+    let mut ticker = tokio::time::interval(BEAT_EVERY);
+    loop {
+        tokio::select! {
+            output = &mut future => return output,
+            _ = ticker.tick() => vitals.beat(crate::app::now_ms()),
         }
     }
 }
@@ -182,15 +221,22 @@ async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), Se
     Ok(())
 }
 
+/// What the session knows about the selected mailbox.
+#[derive(Debug, Clone, Copy)]
+struct Selected {
+    can_move: bool,
+    uidvalidity: u32,
+}
+
 /// Handles every mail above `cursor`; returns the new cursor.
 async fn catch_up(
     session: &mut ImapSession,
     settings: &ImapSettings,
     intake: &mut Intake,
     wake: &mpsc::Sender<()>,
-    can_move: bool,
-    uidvalidity: u32,
+    selected: Selected,
     mut cursor: u32,
+    vitals: &Vitals,
 ) -> Result<u32, SessionError> {
     loop {
         let mut uids: Vec<u32> = session
@@ -218,16 +264,18 @@ async fn catch_up(
                 .try_collect()
                 .await?;
             for (uid, raw) in fetched {
-                let outcome = intake.process(&raw, "imap", crate::app::now_ms())?;
+                let now = crate::app::now_ms();
+                vitals.beat(now);
+                let outcome = intake.process(&raw, "imap", now)?;
                 let target = match outcome.outcome {
                     "quarantined" => settings.failed_mailbox.as_deref(),
                     _ => settings.processed_mailbox.as_deref(),
                 };
-                mark_handled(session, uid, target, can_move).await?;
+                mark_handled(session, uid, target, selected.can_move).await?;
                 cursor = cursor.max(uid);
                 intake
                     .store()
-                    .set_imap_cursor(&settings.mailbox, uidvalidity, cursor)
+                    .set_imap_cursor(&settings.mailbox, selected.uidvalidity, cursor)
                     .map_err(IntakeError::from)?;
                 if outcome.queued > 0 {
                     let _ = wake.send(());

@@ -1,0 +1,175 @@
+//! Live facts about the running daemon that the threads share: the intake heartbeat (the
+//! watchdog pings and `/healthz` rest on it), the IMAP connection state, and counters kept in
+//! memory for `/metrics`.
+//!
+//! Invariant: the intake thread calls [`Vitals::beat`] at least every [`BEAT_EVERY`] while it
+//! is alive — on every Maildir scan (200 ms), for every mail handled, and on a ticker while
+//! an IMAP session waits in IDLE, polls or backs off. Any other wait that hangs (a server
+//! that stops answering mid-command) stops the beats, so the heartbeat goes stale.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::{Config, SourceKind};
+
+/// The intake beats at least this often while it is alive.
+pub const BEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Shared, lock-free state of the running daemon. Share it in an `Arc`.
+#[derive(Debug)]
+pub struct Vitals {
+    /// Where mail comes from, e.g. `imap://host/INBOX` or `maildir:/var/lib/postdesk/inbox`.
+    pub source: String,
+    /// True when the source is IMAP (the connection state means something).
+    pub imap: bool,
+    stale_after_ms: i64,
+    beat_ms: AtomicI64,
+    synced_ms: AtomicI64,
+    connected: AtomicBool,
+    auto_close_runs: AtomicU64,
+    auto_closed: AtomicU64,
+}
+
+impl Vitals {
+    /// The vitals of a daemon about to start its intake for `config`; the heartbeat starts
+    /// fresh at `now_ms`.
+    pub fn new(config: &Config, now_ms: i64) -> Vitals {
+        let source = &config.source;
+        let (description, imap) = match source.kind {
+            SourceKind::Maildir => (format!("maildir:{}", source.path.display()), false),
+            SourceKind::Imap => (
+                format!(
+                    "imap://{}/{}",
+                    source.host.as_deref().unwrap_or("?"),
+                    source.mailbox
+                ),
+                true,
+            ),
+        };
+        let polls = imap && !source.idle;
+        Vitals::with_threshold(
+            description,
+            imap,
+            stale_after(polls.then_some(source.poll_interval)),
+            now_ms,
+        )
+    }
+
+    /// Vitals with an explicit staleness threshold (tests).
+    pub fn with_threshold(
+        source: String,
+        imap: bool,
+        stale_after: Duration,
+        now_ms: i64,
+    ) -> Vitals {
+        Vitals {
+            source,
+            imap,
+            stale_after_ms: i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX),
+            beat_ms: AtomicI64::new(now_ms),
+            synced_ms: AtomicI64::new(0),
+            connected: AtomicBool::new(false),
+            auto_close_runs: AtomicU64::new(0),
+            auto_closed: AtomicU64::new(0),
+        }
+    }
+
+    /// The intake loop is alive at `now_ms`.
+    pub fn beat(&self, now_ms: i64) {
+        self.beat_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// The source was read completely at `now_ms` (a Maildir scan, an IMAP catch-up or an
+    /// IDLE answer); also a beat.
+    pub fn synced(&self, now_ms: i64) {
+        self.beat(now_ms);
+        self.synced_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// The IMAP session is (or is no longer) connected.
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// Whether the IMAP session is connected (always false for a Maildir).
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// The last beat, in ms since the epoch.
+    pub fn last_beat_ms(&self) -> i64 {
+        self.beat_ms.load(Ordering::Relaxed)
+    }
+
+    /// The last complete read of the source, in ms since the epoch (0: none yet).
+    pub fn last_sync_ms(&self) -> i64 {
+        self.synced_ms.load(Ordering::Relaxed)
+    }
+
+    /// `None` while the heartbeat is recent; else why not, for `/healthz` and the log.
+    pub fn intake_problem(&self, now_ms: i64) -> Option<String> {
+        let age = now_ms.saturating_sub(self.last_beat_ms());
+        (age > self.stale_after_ms).then(|| {
+            format!(
+                "intake: no heartbeat for {} s (limit {} s)",
+                age / 1000,
+                self.stale_after_ms / 1000
+            )
+        })
+    }
+
+    /// An auto-close sweep ran and resolved `closed` tickets.
+    pub fn auto_close_ran(&self, closed: usize) {
+        self.auto_close_runs.fetch_add(1, Ordering::Relaxed);
+        self.auto_closed
+            .fetch_add(u64::try_from(closed).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Auto-close sweeps since start, and the tickets they resolved.
+    pub fn auto_close_counts(&self) -> (u64, u64) {
+        (
+            self.auto_close_runs.load(Ordering::Relaxed),
+            self.auto_closed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// How old the heartbeat may get before the intake counts as hung: three times the longest
+/// regular wait, i.e. 3 × max(poll interval when polling IMAP without IDLE, 30 s).
+pub fn stale_after(poll_interval: Option<Duration>) -> Duration {
+    3 * poll_interval
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_goes_stale_after_the_threshold() {
+        let vitals = Vitals::with_threshold("x".into(), false, Duration::from_secs(90), 1_000);
+        assert_eq!(vitals.intake_problem(91_000), None);
+        assert!(vitals
+            .intake_problem(91_001)
+            .is_some_and(|p| p.contains("no heartbeat for 90 s")));
+        vitals.beat(91_000);
+        assert_eq!(vitals.intake_problem(100_000), None);
+        // A late beat from a slower clock reading never moves the heartbeat back.
+        vitals.beat(5);
+        assert_eq!(vitals.last_beat_ms(), 91_000);
+    }
+
+    #[test]
+    fn the_threshold_follows_the_poll_interval() {
+        assert_eq!(stale_after(None), Duration::from_secs(90));
+        assert_eq!(
+            stale_after(Some(Duration::from_secs(10))),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            stale_after(Some(Duration::from_secs(300))),
+            Duration::from_secs(900)
+        );
+    }
+}
