@@ -26,6 +26,8 @@ pub struct Vitals {
     beat_ms: AtomicI64,
     synced_ms: AtomicI64,
     connected: AtomicBool,
+    /// Since when the IMAP session has been down (ms); meaningless while connected.
+    down_since_ms: AtomicI64,
     auto_close_runs: AtomicU64,
     auto_closed: AtomicU64,
 }
@@ -69,6 +71,7 @@ impl Vitals {
             beat_ms: AtomicI64::new(now_ms),
             synced_ms: AtomicI64::new(0),
             connected: AtomicBool::new(false),
+            down_since_ms: AtomicI64::new(now_ms),
             auto_close_runs: AtomicU64::new(0),
             auto_closed: AtomicU64::new(0),
         }
@@ -86,9 +89,14 @@ impl Vitals {
         self.synced_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
-    /// The IMAP session is (or is no longer) connected.
+    /// The IMAP session is (or is no longer) connected. A loss starts the down-time clock
+    /// that `/healthz` judges; repeated failed reconnects keep the original start.
     pub fn set_connected(&self, connected: bool) {
-        self.connected.store(connected, Ordering::Relaxed);
+        let was = self.connected.swap(connected, Ordering::Relaxed);
+        if was && !connected {
+            self.down_since_ms
+                .store(crate::app::now_ms(), Ordering::Relaxed);
+        }
     }
 
     /// Whether the IMAP session is connected (always false for a Maildir).
@@ -106,13 +114,24 @@ impl Vitals {
         self.synced_ms.load(Ordering::Relaxed)
     }
 
-    /// `None` while the heartbeat is recent; else why not, for `/healthz` and the log.
+    /// `None` while the heartbeat is recent and (for IMAP) the server reachable; else why
+    /// not, for `/healthz` and the log. An IMAP server down for longer than the threshold is
+    /// a problem even though the reconnect loop itself is alive.
     pub fn intake_problem(&self, now_ms: i64) -> Option<String> {
         let age = now_ms.saturating_sub(self.last_beat_ms());
-        (age > self.stale_after_ms).then(|| {
-            format!(
+        if age > self.stale_after_ms {
+            return Some(format!(
                 "intake: no heartbeat for {} s (limit {} s)",
                 age / 1000,
+                self.stale_after_ms / 1000
+            ));
+        }
+        let down_for = now_ms.saturating_sub(self.down_since_ms.load(Ordering::Relaxed));
+        (self.imap && !self.connected() && down_for > self.stale_after_ms).then(|| {
+            format!(
+                "imap: not connected to {} for {} s (limit {} s)",
+                self.source,
+                down_for / 1000,
                 self.stale_after_ms / 1000
             )
         })
@@ -158,6 +177,40 @@ mod tests {
         // A late beat from a slower clock reading never moves the heartbeat back.
         vitals.beat(5);
         assert_eq!(vitals.last_beat_ms(), 91_000);
+    }
+
+    #[test]
+    fn an_imap_server_down_longer_than_the_threshold_is_a_problem() {
+        let vitals = Vitals::with_threshold(
+            "imap://h/INBOX".into(),
+            true,
+            Duration::from_secs(90),
+            1_000,
+        );
+        vitals.beat(80_000);
+        assert_eq!(
+            vitals.intake_problem(80_000),
+            None,
+            "not yet connected, but within the limit"
+        );
+        vitals.beat(95_000);
+        assert!(vitals
+            .intake_problem(95_000)
+            .is_some_and(|p| p.contains("imap: not connected")));
+        vitals.set_connected(true);
+        assert_eq!(
+            vitals.intake_problem(95_000),
+            None,
+            "connected again: healthy"
+        );
+        let maildir =
+            Vitals::with_threshold("maildir:x".into(), false, Duration::from_secs(90), 1_000);
+        maildir.beat(95_000);
+        assert_eq!(
+            maildir.intake_problem(95_000),
+            None,
+            "a Maildir has no connection"
+        );
     }
 
     #[test]
