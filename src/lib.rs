@@ -18,5 +18,6 @@ pub mod secret;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod templates;
 pub mod vitals;
 pub mod web;

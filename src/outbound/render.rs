@@ -11,6 +11,7 @@ use serde::Serialize;
 use tera::Tera;
 
 use crate::model::Template;
+use crate::templates;
 
 /// The marker customer mails carry at the top; quote stripping cuts replies there.
 pub use crate::route::quotes::REPLY_MARKER;
@@ -85,27 +86,7 @@ pub struct Renderer {
 impl Renderer {
     /// Compiles the embedded templates and, when given, the overrides under `overrides`.
     pub fn new(overrides: Option<&Path>) -> anyhow::Result<Renderer> {
-        let mut tera = Tera::default();
-        tera.autoescape_on(vec![]);
-        tera.add_raw_templates(EMBEDDED.iter().copied())
-            .context("while compiling the built-in mail templates")?;
-        if let Some(dir) = overrides {
-            for (name, _) in EMBEDDED {
-                let path = dir.join("mail").join(name);
-                if path.exists() {
-                    let text = std::fs::read_to_string(&path).with_context(|| {
-                        format!("while reading the template override {}", path.display())
-                    })?;
-                    tera.add_raw_template(name, &text).map_err(|e| {
-                        anyhow::anyhow!(
-                            "the template override {} is broken: {}",
-                            path.display(),
-                            tera_chain(&e)
-                        )
-                    })?;
-                }
-            }
-        }
+        let tera = templates::compile(EMBEDDED, overrides, "mail", vec![])?;
         let renderer = Renderer { tera };
         renderer
             .check_all()
@@ -145,7 +126,7 @@ impl Renderer {
         let text = self
             .tera
             .render(&name, &tera_context)
-            .map_err(|e| anyhow::anyhow!("rendering {name}: {}", tera_chain(&e)))?;
+            .map_err(|e| anyhow::anyhow!("rendering {name}: {}", templates::error_chain(&e)))?;
         split_subject(&text)
             .with_context(|| format!("template {name} must start with a `Subject:` line"))
     }
@@ -192,17 +173,6 @@ pub fn one_line(text: &str) -> String {
         .map(str::trim)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn tera_chain(error: &tera::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tera::Tera;
 
 use super::view::TicketView;
 use crate::config::Language;
+use crate::templates;
 
 macro_rules! embedded {
     ($($name:literal),* $(,)?) => {
@@ -76,28 +77,7 @@ pub struct Pages {
 impl Pages {
     /// Compiles the embedded templates and the overrides under `overrides/web/`, if any.
     pub fn new(overrides: Option<&Path>, support_name: &str) -> anyhow::Result<Pages> {
-        let mut tera = Tera::default();
-        tera.autoescape_on(vec![".html"]);
-        tera.add_raw_templates(EMBEDDED.iter().copied())
-            .context("while compiling the built-in page templates")?;
-        if let Some(dir) = overrides {
-            for (name, _) in EMBEDDED {
-                let path = dir.join("web").join(name);
-                if !path.exists() {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).with_context(|| {
-                    format!("while reading the template override {}", path.display())
-                })?;
-                tera.add_raw_template(name, &text).map_err(|e| {
-                    anyhow::anyhow!(
-                        "the template override {} is broken: {}",
-                        path.display(),
-                        error_chain(&e)
-                    )
-                })?;
-            }
-        }
+        let tera = templates::compile(EMBEDDED, overrides, "web", vec![".html"])?;
         let pages = Pages {
             tera,
             support_name: support_name.to_string(),
@@ -132,7 +112,7 @@ impl Pages {
         let name = format!("{}/{name}", lang.as_str());
         self.tera
             .render(&name, &context)
-            .map_err(|e| anyhow::anyhow!("rendering {name}: {}", error_chain(&e)))
+            .map_err(|e| anyhow::anyhow!("rendering {name}: {}", templates::error_chain(&e)))
     }
 
     /// The lookup form, with a notice.
@@ -156,17 +136,6 @@ impl Pages {
     pub fn ticket(&self, lang: Language, ticket: &TicketView) -> anyhow::Result<String> {
         self.render("ticket.html", lang, TicketPage { ticket })
     }
-}
-
-fn error_chain(error: &tera::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
