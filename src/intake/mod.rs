@@ -88,7 +88,12 @@ pub struct Intake {
 
 impl Intake {
     /// Builds the pipeline.
-    pub fn new(store: Store, data_dir: &Path, settings: IntakeSettings) -> Intake {
+    pub fn new(mut store: Store, data_dir: &Path, settings: IntakeSettings) -> Intake {
+        // The store owns the loop-safety rules for every mail it queues.
+        store.set_send_policy(SendPolicy {
+            own_addresses: settings.policy.own_addresses.clone(),
+            auto_reply_limit_per_hour: settings.auto_reply_limit_per_hour,
+        });
         Intake {
             store,
             blobs: Blobs::new(data_dir),
@@ -254,15 +259,7 @@ impl Intake {
             language: self.settings.language.clone(),
             outgoing_message_ids: Vec::new(),
             now: now_ms,
-            send_policy: self.send_policy(),
             replaces_inbound,
-        }
-    }
-
-    fn send_policy(&self) -> SendPolicy {
-        SendPolicy {
-            own_addresses: self.settings.policy.own_addresses.clone(),
-            auto_reply_limit_per_hour: self.settings.auto_reply_limit_per_hour,
         }
     }
 

@@ -10,6 +10,7 @@ use super::records::{Applied, ApplyError, IntakeRecord, Prepared};
 use super::Store;
 use crate::lifecycle::ClosedMark;
 use crate::model::{EmailAddress, MessageKind, TicketStatus, TrackingId};
+use crate::outbound::guard::SendPolicy;
 use crate::route::decide::{Decision, Notice, TicketRef};
 
 impl Store {
@@ -84,7 +85,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied = apply_in(&tx, decision, prepared)?;
+        let applied = apply_in(&tx, decision, prepared, &self.send_policy)?;
         tx.commit()?;
         Ok(applied)
     }
@@ -111,6 +112,7 @@ fn apply_in(
     tx: &Transaction<'_>,
     decision: &Decision,
     p: &Prepared,
+    policy: &SendPolicy,
 ) -> Result<Applied, ApplyError> {
     let now = p.now;
     let (outcome, ticket_row, reason): (&'static str, Option<i64>, Option<String>) = match decision
@@ -158,7 +160,7 @@ fn apply_in(
         Decision::Duplicate | Decision::Ignore { .. } => {}
         Decision::Quarantine { notify, .. } => {
             if let Some(notice) = notify {
-                queue(tx, None, None, notice, &p.language, p, 0, now)?;
+                queue(tx, None, None, notice, &p.language, p, policy, 0, now)?;
                 queued = 1;
             }
         }
@@ -225,7 +227,17 @@ fn apply_in(
                 &detail,
             )?;
             for (index, notice) in notices.iter().enumerate() {
-                queue(tx, Some(id), Some(row), notice, &p.language, p, index, now)?;
+                queue(
+                    tx,
+                    Some(id),
+                    Some(row),
+                    notice,
+                    &p.language,
+                    p,
+                    policy,
+                    index,
+                    now,
+                )?;
             }
             queued = notices.len();
         }
@@ -270,6 +282,7 @@ fn apply_in(
                     notice,
                     &language,
                     p,
+                    policy,
                     index,
                     now,
                 )?;
@@ -452,6 +465,7 @@ fn queue(
     notice: &Notice,
     language: &str,
     p: &Prepared,
+    policy: &SendPolicy,
     index: usize,
     now: i64,
 ) -> Result<(), ApplyError> {
@@ -473,7 +487,7 @@ fn queue(
             message_id,
             in_reply_to: &in_reply_to,
             now,
-            policy: &p.send_policy,
+            policy,
             subject: ticket_id.is_none().then_some(p.record.subject.as_str()),
         },
     )?;

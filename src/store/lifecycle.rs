@@ -12,6 +12,7 @@ use std::time::Duration;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::intake::insert_event;
+use super::notify::customer_latest_message_id;
 use super::outbox::{insert_outbox, NewOutboxRow};
 use super::Store;
 use crate::lifecycle::{self, CloseFacts, Event, Refusal};
@@ -182,15 +183,7 @@ impl Store {
             Some(to_text),
             &detail,
         )?;
-        let in_reply_to: Option<String> = tx
-            .query_row(
-                "SELECT message_id FROM messages
-                 WHERE ticket_id = ?1 AND kind = 'customer' AND message_id IS NOT NULL
-                 ORDER BY id DESC LIMIT 1",
-                [current.id],
-                |row| row.get(0),
-            )
-            .optional()?;
+        let in_reply_to = customer_latest_message_id(&tx, current.id)?;
         insert_outbox(
             &tx,
             &NewOutboxRow {

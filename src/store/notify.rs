@@ -22,17 +22,31 @@ pub(super) fn answered_message_id(
     let Some(ticket) = ticket_id else {
         return Ok(inbound);
     };
-    let customer_latest: Option<String> = tx
-        .query_row(
-            "SELECT m.message_id FROM messages m JOIN tickets t ON t.id = m.ticket_id
-             WHERE m.ticket_id = ?1 AND m.kind = 'customer' AND m.message_id IS NOT NULL
-               AND t.customer_email = ?2
-             ORDER BY m.id DESC LIMIT 1",
-            params![ticket, notice.to.email.as_str()],
-            |row| row.get(0),
-        )
-        .optional()?;
-    Ok(customer_latest.unwrap_or(inbound))
+    let to_customer: bool = tx.query_row(
+        "SELECT customer_email = ?2 FROM tickets WHERE id = ?1",
+        params![ticket, notice.to.email.as_str()],
+        |row| row.get(0),
+    )?;
+    if !to_customer {
+        return Ok(inbound);
+    }
+    Ok(customer_latest_message_id(tx, ticket)?.unwrap_or(inbound))
+}
+
+/// The Message-ID of the customer's latest mail in a ticket: what mail to the customer
+/// answers, so their client threads it.
+pub(super) fn customer_latest_message_id(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+) -> rusqlite::Result<Option<String>> {
+    tx.query_row(
+        "SELECT message_id FROM messages
+         WHERE ticket_id = ?1 AND kind = 'customer' AND message_id IS NOT NULL
+         ORDER BY id DESC LIMIT 1",
+        [ticket_id],
+        |row| row.get(0),
+    )
+    .optional()
 }
 
 /// A 5.x.x bounce: mark the outbound mails it returns, and pause automatic mail to the failed

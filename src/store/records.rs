@@ -2,7 +2,6 @@
 //! entry with its attachments, the prepared extras, and the outcome or failure.
 
 use crate::model::TrackingId;
-use crate::outbound::guard::SendPolicy;
 
 /// The inbound record written for every mail, whatever became of it.
 #[derive(Debug, Clone)]
@@ -76,8 +75,6 @@ pub struct Prepared {
     pub outgoing_message_ids: Vec<String>,
     /// Now, in ms.
     pub now: i64,
-    /// Loop-safety rules for the mails queued.
-    pub send_policy: SendPolicy,
     /// `quarantine retry`: the quarantined inbound row this outcome replaces. It is deleted in
     /// the same transaction, so a failure keeps it and a success leaves exactly one record.
     pub replaces_inbound: Option<i64>,
