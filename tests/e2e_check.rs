@@ -33,10 +33,7 @@ fn check_passes_on_a_good_config_and_names_the_fix_otherwise() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let closed_port = common::free_port();
     let cases = [
         (
             good.replacen(

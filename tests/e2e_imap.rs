@@ -14,25 +14,9 @@ use common::mailstack::{
     append_dir, body_text, decoded_header, folder, mailbox, message_id_of, nonce, stack,
     subject_has, wait_for, Stack,
 };
-use common::{mail, Daemon, Scratch};
+use common::{mail, wait_until, Daemon, Scratch};
 
 static SUPPORT_MAILBOX: Mutex<()> = Mutex::new(());
-
-fn tickets(scratch: &Scratch) -> Vec<serde_json::Value> {
-    scratch
-        .json(&["tickets", "list", "--json"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_conversation_over_imap_with_idle_and_agent_commands() {
@@ -135,7 +119,8 @@ fn a_conversation_over_imap_with_idle_and_agent_commands() {
     wait_for("agent1@example.com", |m| {
         body_text(m).contains("Rollers cleaned, works now.")
     });
-    let mine: Vec<_> = tickets(&scratch)
+    let mine: Vec<_> = scratch
+        .tickets()
         .into_iter()
         .filter(|t| t["subject"].as_str().is_some_and(|s| s.contains(&topic)))
         .collect();
@@ -237,7 +222,7 @@ fn robots_over_imap_never_open_tickets_or_get_answers() {
             .is_some_and(|m| m.iter().filter(|m| m["kind"] == "auto").count() == 2)
     });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(tickets(&scratch).len(), 1, "no ticket from a robot");
+    assert_eq!(scratch.tickets().len(), 1, "no ticket from a robot");
     let answers = mailbox("customer2@example.com")
         .into_iter()
         .filter(|m| decoded_header(m, "X-Postdesk-Ticket").as_deref() == Some(id.as_str()))
@@ -289,7 +274,8 @@ fn malformed_and_oversized_mail_go_to_failed_and_intake_goes_on() {
     append_dir("support@example.com", "INBOX", dir.path());
     let daemon = Daemon::start(&scratch);
     wait_until("the fine mail became a ticket", 15, || {
-        tickets(&scratch)
+        scratch
+            .tickets()
             .iter()
             .any(|t| t["subject"].as_str().is_some_and(|s| s.ends_with("fine")))
     });
@@ -339,7 +325,7 @@ fn dovecot_restarted_during_idle_is_survived_and_mail_sent_meanwhile_arrives() {
     });
     let topic = "During the outage";
     wait_until("the mail sent during the outage is a ticket", 40, || {
-        tickets(&scratch).iter().any(|t| t["subject"] == topic)
+        scratch.tickets().iter().any(|t| t["subject"] == topic)
     });
     daemon.stop();
 }
@@ -413,7 +399,7 @@ fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
     }
     let daemon = Daemon::start(&scratch);
     wait_until("every mail is a ticket", 120, || {
-        tickets(&scratch).len() == MAILS
+        scratch.tickets().len() == MAILS
     });
     wait_until("INBOX is empty", 30, || {
         mailbox("support@example.com").is_empty()
@@ -443,7 +429,8 @@ fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
     daemon.stop();
     let (_, customer_doubles) = count_copies("customer2@example.com", "Ticket received: ");
     let (_, agent_doubles) = count_copies("agent1@example.com", "New ticket: ");
-    let entries: usize = tickets(&scratch)
+    let entries: usize = scratch
+        .tickets()
         .iter()
         .map(|t| {
             scratch.json(&[
@@ -456,7 +443,7 @@ fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
                 .map_or(0, Vec::len)
         })
         .sum();
-    println!("crash test: {MAILS} mails, {kills} kill -9s, {} tickets, {entries} thread entries, duplicate notifications: customer {customer_doubles}, agents {agent_doubles}", tickets(&scratch).len());
+    println!("crash test: {MAILS} mails, {kills} kill -9s, {} tickets, {entries} thread entries, duplicate notifications: customer {customer_doubles}, agents {agent_doubles}", scratch.tickets().len());
     assert_eq!(entries, MAILS, "exactly one thread entry per mail");
     // A kill between the server's acceptance and marking the row sent can repeat that one mail
     // (README: the outbox guarantee); more than one per kill would be a bug.
@@ -565,7 +552,7 @@ fn a_robot_that_looks_human_is_answered_at_most_the_hourly_limit() {
     // Every robot mail is a new ticket (new subject, no tag, no reference); the answers over
     // the limit are kept as suppressed outbox rows, not dropped.
     wait_until("every robot mail is a ticket", 15, || {
-        tickets(&scratch).len() == run.sent + 1
+        scratch.tickets().len() == run.sent + 1
     });
     assert_eq!(outbox_to(&scratch, &robot, "sent") as usize, LIMIT);
     assert_eq!(
@@ -606,7 +593,7 @@ fn a_help_desk_robot_with_auto_submitted_is_never_answered() {
         mailbox("support@example.com").is_empty()
     });
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(tickets(&scratch).len(), 1, "no ticket from the auto-reply");
+    assert_eq!(scratch.tickets().len(), 1, "no ticket from the auto-reply");
     assert_eq!(outbox_to(&scratch, &robot, "sent"), 1);
     assert_eq!(
         outbox_to(&scratch, &robot, "suppressed"),

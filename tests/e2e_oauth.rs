@@ -11,10 +11,10 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mailstack::{nonce, stack, subject_has, wait_for};
-use common::{mail, Daemon, Scratch};
+use common::{mail, wait_until, Daemon, Scratch};
 
 /// A minimal RFC 7662 introspection endpoint: `POST /introspect` with `token=…` answers
 /// `{"active":true,"username":…}` for the tokens in `accepted`, `{"active":false}` otherwise,
@@ -92,14 +92,6 @@ impl Introspection {
             .iter()
             .filter(|t| *t == token)
             .count()
-    }
-}
-
-fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -187,10 +187,7 @@ fn mail_queued_while_smtp_is_down_goes_out_once_when_it_is_back() {
         return;
     };
     // A port where nothing listens stands for the stopped server.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let closed_port = common::free_port();
     let scratch = Scratch::with_config(&stack.config("en", closed_port));
     let topic = format!("Outage {}", nonce());
     let outcome = scratch.deliver_ok(&mail(

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::hostile::{has_live_markup, hostile_html_reply, hostile_mail};
-use common::{mail, Scratch};
+use common::{free_port, mail, Scratch};
 use postdesk::model::{EmailAddress, TrackingId};
 
 const CUSTOMER: &str = "customer1@example.com";
@@ -47,13 +47,6 @@ fn screenshot_dir() -> PathBuf {
     let dir = target.join("screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
     dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// A bare HTTP/1.0 GET: status line and body.

@@ -190,3 +190,33 @@ impl Daemon {
         }
     }
 }
+
+/// Waits (polling every 100 ms, up to `seconds`) until `done` holds; fails naming `what`.
+pub fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A loopback port nothing listens on (free at the moment of the call).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl Scratch {
+    /// `tickets list --json` as a vector.
+    pub fn tickets(&self) -> Vec<serde_json::Value> {
+        self.json(&["tickets", "list", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
