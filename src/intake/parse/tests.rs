@@ -1,5 +1,5 @@
 //! Unit tests of the parser: table cases built inline, and the whole corpus without a panic.
-use super::{content_hash, parse, parse_headers_only, ParseError};
+use super::{content_hash, ids_in, parse, parse_headers_only, ParseError};
 use crate::model::{EmailAddress, InboundMail};
 
 fn parsed(raw: &[u8]) -> InboundMail {
@@ -283,6 +283,32 @@ List-Id: <l.example.org>\nList-Unsubscribe: <mailto:u@example.org>\nSubject: Aut
     assert_eq!(signals.report_type, None);
     let quiet = parsed(b"From: a@example.org\nX-Autoreply: no\n\nx\n").signals;
     assert!(!quiet.x_autoreply && !quiet.null_return_path);
+}
+
+#[test]
+fn message_ids_keep_order_and_drop_repeats() {
+    let table: &[(&str, &[&str])] = &[
+        ("<a@x> <b@x>\t<a@x>  < c @x >", &["a@x", "b@x", "c@x"]),
+        ("a@x, b@x a@x", &["a@x", "b@x"]),
+        ("<> <a@x", &["a@x"]),
+        ("<<a@x>", &["<a@x"]),
+    ];
+    for (value, expected) in table {
+        assert_eq!(ids_in(value), *expected, "{value:?}");
+    }
+}
+
+/// Every ID used to be compared with all earlier ones: 200,000 of them ran for minutes.
+/// No clock is read; under the old code this simply does not finish in reasonable time.
+#[test]
+fn many_references_are_linear() {
+    let value: String = (0..200_000)
+        .map(|i| format!("<{}@x> ", i % 100_000))
+        .collect();
+    let ids = ids_in(&value);
+    assert_eq!(ids.len(), 100_000);
+    assert_eq!(ids.first().map(String::as_str), Some("0@x"));
+    assert_eq!(ids.last().map(String::as_str), Some("99999@x"));
 }
 
 #[test]
