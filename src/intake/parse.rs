@@ -321,9 +321,11 @@ pub(super) fn collapse_whitespace(text: &str) -> String {
     out
 }
 
-/// `To` and `Cc` addresses, every occurrence, in order, without duplicates.
+/// `To` and `Cc` addresses, every occurrence, in order, without duplicates (found through a
+/// set: a `contains` per address made 40,000 recipients take seconds).
 fn recipients(message: &Message<'_>) -> Vec<EmailAddress> {
     let mut addresses: Vec<EmailAddress> = Vec::new();
+    let mut seen = HashSet::new();
     let headers = root_headers(message)
         .filter(|header| matches!(header.name, HeaderName::To | HeaderName::Cc));
     for address in headers.filter_map(|header| header.value.as_address()) {
@@ -331,7 +333,7 @@ fn recipients(message: &Message<'_>) -> Vec<EmailAddress> {
             .iter()
             .filter_map(|addr| EmailAddress::parse(addr.address.as_deref()?))
         {
-            if !addresses.contains(&email) {
+            if seen.insert(email.clone()) {
                 addresses.push(email);
             }
         }

@@ -311,6 +311,20 @@ fn many_references_are_linear() {
     assert_eq!(ids.last().map(String::as_str), Some("99999@x"));
 }
 
+/// Repeated recipients used to be found with a `contains` per address (40,000 took seconds,
+/// 200,000 minutes). No clock is read; under the old code this does not finish in time.
+#[test]
+fn many_recipients_are_linear_and_repeats_dropped() {
+    let to: String = (0..200_000)
+        .map(|i| format!("u{}@x.example, ", i % 100_000))
+        .collect();
+    let raw = format!("From: a@b.example\r\nTo: {to}\r\nCc: U7@X.example\r\nSubject: x\r\n\r\nhi");
+    let mail = parsed(raw.as_bytes());
+    assert_eq!(mail.recipients.len(), 100_000);
+    assert_eq!(mail.recipients.first(), Some(&email("u0@x.example")));
+    assert_eq!(mail.recipients.last(), Some(&email("u99999@x.example")));
+}
+
 #[test]
 fn bad_input_is_an_error_or_a_best_effort_mail_never_a_panic() {
     assert_eq!(parse(b""), Err(ParseError::NotAMail));
