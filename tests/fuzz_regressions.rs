@@ -36,9 +36,15 @@ fn name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// What the hand-written seeds must become; crash inputs only have to pass the checks.
+/// What the hand-written seeds and the minimised crash inputs must become. Other kept inputs
+/// only have to pass the checks.
 fn expected_outcome(file: &str) -> Option<&'static str> {
     match file {
+        // mail-parser 0.11.9 trips its own `debug_assert!(false, "Invalid part ID…")` on this
+        // nested `message/rfc822` (found by parse_route in 18 minutes). In a debug build
+        // postdesk's parse guard catches the panic ("the MIME parser failed"); in a release
+        // build there is no panic and the mail has no sender. Either way it is quarantined.
+        "crash-mail-parser-debug-assert-multipart-part-id.eml" => Some("quarantined"),
         "seed-customer-reply.eml" => Some("appended"),
         // Threaded only by one of our signed Message-IDs (no tag, no customer reference).
         "seed-reply-to-signed-id.eml" => Some("appended"),
@@ -53,22 +59,30 @@ fn expected_outcome(file: &str) -> Option<&'static str> {
 #[test]
 fn kept_parse_route_inputs_pass_the_fuzz_checks() {
     let files = inputs("parse_route");
-    let mut seeds = 0;
+    let mut known = 0;
     for file in &files {
         let raw = std::fs::read(file).expect("read");
         let data_dir = tempfile::tempdir().expect("tempdir");
         let outcome = checks::parse_route(&raw, data_dir.path());
-        println!("{:<48} {}", name(file), outcome.outcome);
+        println!(
+            "{:<48} {} {:?}",
+            name(file),
+            outcome.outcome,
+            outcome.reason
+        );
         if let Some(expected) = expected_outcome(&name(file)) {
-            seeds += 1;
+            known += 1;
             assert_eq!(outcome.outcome, expected, "{}", name(file));
         }
         if outcome.outcome == "appended" || outcome.outcome == "attached_auto" {
-            let known = TrackingId::parse(checks::KNOWN_TICKET).expect("id");
-            assert_eq!(outcome.ticket, Some(known), "{}", name(file));
+            let known_id = TrackingId::parse(checks::KNOWN_TICKET).expect("id");
+            assert_eq!(outcome.ticket, Some(known_id), "{}", name(file));
         }
     }
-    assert_eq!(seeds, 5, "the hand-written seeds are all there");
+    assert_eq!(
+        known, 6,
+        "the seeds and minimised crashes named above are all there"
+    );
 }
 
 #[test]
