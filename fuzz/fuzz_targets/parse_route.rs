@@ -7,8 +7,9 @@ use std::sync::{Once, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 
-/// One blob directory per fuzzing process, on tmpfs when there is one, emptied after each
-/// input so the disk does not fill with millions of raw mails.
+/// One data directory per fuzzing process (parallel jobs must not share blobs), on tmpfs
+/// when there is one. Intake creates it on the first blob write; it is removed after each
+/// input so neither millions of raw mails nor empty directories are left behind.
 fn data_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -18,9 +19,7 @@ fn data_dir() -> &'static PathBuf {
         } else {
             std::env::temp_dir()
         };
-        let dir = base.join(format!("postdesk-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("fuzz data dir");
-        dir
+        base.join(format!("postdesk-fuzz-{}", std::process::id()))
     })
 }
 
@@ -60,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     let_the_parse_guard_work();
     let dir = data_dir();
     let outcome = postdesk_fuzz::checks::parse_route(data, dir);
-    let _ = std::fs::remove_dir_all(dir.join("blobs"));
+    let _ = std::fs::remove_dir_all(dir);
     if outcome
         .reason
         .as_deref()
