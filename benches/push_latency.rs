@@ -14,7 +14,8 @@
 //! `PD_MODE=idle|pipe|both` (both), `PD_SAMPLES` (200), `PD_BIN` (the `postdesk` cargo built
 //! for the bench, release settings). Under `cargo test --all-targets` it only prints a note.
 
-#[path = "push_latency/stack.rs"]
+#[path = "push_latency/measure.rs"]
+mod measure;
 mod stack;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,8 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::Session;
 use tokio::net::TcpStream;
 
-use stack::{customer_mail, ms, print_table, ticket_count, time_until, Smtp, Stack, Stats};
+use measure::{customer_mail, ms, print_table, ticket_count, time_until, Smtp, Stats};
+use stack::Stack;
 
 type Imap = Session<TcpStream>;
 
@@ -96,8 +98,8 @@ bind = "127.0.0.1:0"
 email = "agent1@example.com"
 name = "Anna Agent"
 "#,
-        smtp = stack.port("POSTDESK_SMTP_PORT"),
-        ca = stack.var("POSTDESK_CA_CERT"),
+        smtp = stack.smtp_port,
+        ca = stack.ca.display(),
     )
 }
 
@@ -127,8 +129,8 @@ fn idle_mode(root: &Path, bin: &Path, samples: usize) {
         "[source]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\n\
          ca_file = \"{}\"\nusername = \"support@example.com\"\npassword = \"secret-support\"\n\
          processed_mailbox = \"Processed\"\nfailed_mailbox = \"Failed\"",
-        stack.port("POSTDESK_IMAP_PORT"),
-        stack.var("POSTDESK_CA_CERT")
+        stack.imap_port,
+        stack.ca.display()
     );
     let config_path = work.path().join("config.toml");
     std::fs::write(&config_path, config(&stack, "support@example.com", &source)).expect("config");
@@ -147,8 +149,8 @@ fn idle_mode(root: &Path, bin: &Path, samples: usize) {
     );
     let db = work.path().join("var/postdesk.db");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let imap_port = stack.port("POSTDESK_IMAP_PORT");
-    let mut smtp = Smtp::connect(stack.port("POSTDESK_SMTP_PORT"));
+    let imap_port = stack.imap_port;
+    let mut smtp = Smtp::connect(stack.smtp_port);
     let mut inbox = rt.block_on(login(imap_port, CUSTOMER));
     let mut floor_session = rt.block_on(login(imap_port, "customer2@example.com"));
     rt.block_on(floor_session.select("INBOX")).expect("SELECT");
@@ -222,20 +224,15 @@ fn pipe_mode(root: &Path, bin: &Path, samples: usize) {
         bin.display(),
         config_path.display()
     );
+    let floor_command = format!("/usr/bin/touch {}/${{queue_id}}", touched.display());
     let stack = Stack::start(
         &root.join("p"),
         &[
-            ("POSTDESK_PIPE_ADDRESS", "desk@example.com".to_string()),
-            ("POSTDESK_PIPE_COMMAND", command),
-            (
-                "POSTDESK_PIPE_FLOOR_ADDRESS",
-                "floor@example.com".to_string(),
-            ),
-            (
-                "POSTDESK_PIPE_FLOOR_COMMAND",
-                format!("/usr/bin/touch {}/${{queue_id}}", touched.display()),
-            ),
-            ("POSTDESK_PIPE_USER", "vmail".to_string()),
+            ("POSTDESK_PIPE_ADDRESS", "desk@example.com"),
+            ("POSTDESK_PIPE_COMMAND", &command),
+            ("POSTDESK_PIPE_FLOOR_ADDRESS", "floor@example.com"),
+            ("POSTDESK_PIPE_FLOOR_COMMAND", &floor_command),
+            ("POSTDESK_PIPE_USER", "vmail"),
         ],
     )
     .unwrap_or_else(|e| fail(&e));
@@ -252,8 +249,8 @@ fn pipe_mode(root: &Path, bin: &Path, samples: usize) {
     assert!(chown.success(), "chown -R vmail {}", work.display());
     let db = work.join("var/postdesk.db");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let mut smtp = Smtp::connect(stack.port("POSTDESK_SMTP_PORT"));
-    let mut inbox = rt.block_on(login(stack.port("POSTDESK_IMAP_PORT"), CUSTOMER));
+    let mut smtp = Smtp::connect(stack.smtp_port);
+    let mut inbox = rt.block_on(login(stack.imap_port, CUSTOMER));
 
     // Warm-up: the first deliver creates the database.
     let (warm, _) = sample(

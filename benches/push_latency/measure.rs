@@ -1,79 +1,10 @@
-//! The bench's own mail stack (`tests/mailstack/start.sh` in a private directory, stopped on
-//! drop), a minimal SMTP client that stamps the moment the server answers `250` to the
-//! mail's DATA, and the percentile table.
+//! What push_latency measures with: a minimal SMTP client that stamps the moment the server
+//! answers `250` to a mail's DATA, polling helpers, and the percentile table.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A private Dovecot + Postfix on 127.0.0.1 (needs root, like the tests' stack).
-pub struct Stack {
-    pub dir: PathBuf,
-    vars: HashMap<String, String>,
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/mailstack")
-        .join(name)
-}
-
-impl Stack {
-    /// Starts a stack in `dir` (short: unix sockets live there) with extra environment for
-    /// `start.sh` (the pipe routes).
-    pub fn start(dir: &Path, env: &[(&str, String)]) -> Result<Stack, String> {
-        let mut command = Command::new("bash");
-        command.arg(script("start.sh")).arg(dir);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let output = command
-            .output()
-            .map_err(|e| format!("cannot run start.sh: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "tests/mailstack/start.sh failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let vars = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.strip_prefix("export "))
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect();
-        Ok(Stack {
-            dir: dir.to_path_buf(),
-            vars,
-        })
-    }
-
-    pub fn var(&self, name: &str) -> String {
-        self.vars
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("start.sh did not print {name}"))
-    }
-
-    pub fn port(&self, name: &str) -> u16 {
-        self.var(name)
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} is not a port"))
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script("stop.sh"))
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .status();
-    }
-}
 
 /// One plain SMTP connection, kept open: `MAIL`/`RCPT`/`DATA` pipelined in one write, the
 /// body in another, no Nagle delay. [`Smtp::send`] returns when the server said `250`.
