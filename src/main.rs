@@ -244,13 +244,17 @@ fn deliver(config: &Config) -> anyhow::Result<()> {
         .lock()
         .read_to_end(&mut raw)
         .context("while reading the mail from standard input")?;
-    let mut intake = app::intake(config, &secret)?;
+    // One mail, then exit: commits reach the disk before the MTA is told, and the WAL is
+    // left to the next `deliver` (see `Store::open_for_one_mail`).
+    let mut intake = app::intake_on(app::open_store_for_one_mail(config)?, config, &secret);
     let outcome = intake.process(&raw, "stdin", app::now_ms())?;
     println!("{}", serde_json::to_string(&outcome)?);
     // Send what this mail queued right away; a failure leaves it queued for the daemon.
     if outcome.queued > 0 {
-        if let Err(error) = app::worker(config, &secret).and_then(|mut w| w.send_due(app::now_ms()))
-        {
+        let sent = app::open_store_for_one_mail(config)
+            .and_then(|store| app::worker_on(store, config, &secret))
+            .and_then(|mut w| w.send_due(app::now_ms()));
+        if let Err(error) = sent {
             error!(error = %format!("{error:#}"), "Queued mail not sent yet; the daemon will retry");
         }
     }

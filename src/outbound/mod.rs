@@ -6,5 +6,6 @@ pub mod diagnose;
 pub mod guard;
 pub mod message_id;
 pub mod render;
+pub mod smtp;
 pub mod transport;
 pub mod worker;

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::outbound::guard::SendPolicy;
@@ -54,6 +55,26 @@ impl Store {
             .with_context(|| format!("while opening the database {}", path.display()))?;
         Store::prepare(conn)
             .with_context(|| format!("while preparing the database {}", path.display()))
+    }
+
+    /// Opens the database for a process that stores one mail and exits while others use the
+    /// same database (`deliver`, run by the MTA once per mail). Every commit is on disk before
+    /// it returns (`synchronous = FULL`: one fdatasync of the WAL per commit), since the MTA
+    /// drops its copy once `deliver` exits 0. Closing leaves the WAL to the next process
+    /// instead of checkpointing it: a checkpoint copies every page the WAL holds into the
+    /// database and syncs it, and the next `deliver` would then start a fresh WAL — tens of
+    /// milliseconds a mail. SQLite's automatic checkpoint still runs once the WAL is large.
+    pub fn open_for_one_mail(path: &Path) -> anyhow::Result<Store> {
+        let store = Store::open(path)?;
+        store
+            .conn
+            .pragma_update(None, "synchronous", "FULL")
+            .context("while making every commit durable")?;
+        store
+            .conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .context("while keeping the WAL at close")?;
+        Ok(store)
     }
 
     /// Opens an existing database read-only (for the web page and reports).
