@@ -35,6 +35,26 @@ fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
+/// Threads, and resident memory split into heap/stacks (anonymous) and mapped files (the
+/// binary, libraries), in KB, from `/proc/PID/status`.
+fn breakdown(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    format!(
+        "{} threads, anonymous {:.1} MB, files {:.1} MB",
+        field("Threads:"),
+        mb(field("RssAnon:")),
+        mb(field("RssFile:"))
+    )
+}
+
 fn main() -> anyhow::Result<()> {
     let bench = std::env::args().any(|a| a == "--bench");
     let options = GenOptions {
@@ -69,7 +89,17 @@ fn main() -> anyhow::Result<()> {
         ),
     )?;
     let secret = postdesk::secret::load_or_create(&dir.path().join("var/secret"))?;
-    let daemon = Daemon::start(&bin, dir.path(), port, &[])?;
+    // `PD_DAEMON_ENV="NAME=value …"` adds to the daemon's environment (e.g. malloc tuning).
+    let env: Vec<(&str, String)> = std::env::var("PD_DAEMON_ENV")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (&*k.to_string().leak(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let daemon = Daemon::start(&bin, dir.path(), port, &env)?;
     let pid = daemon.pid();
     let outbox = dir.path().join("var/outbox");
     // Start-up: the first sweep closes the due tickets and the outbox sends their mails.
@@ -85,6 +115,7 @@ fn main() -> anyhow::Result<()> {
     }
     std::thread::sleep(Duration::from_secs(2));
     let (startup_rss, startup_hwm) = mailgen::rss_kb(pid).unwrap_or((0, 0));
+    let startup_detail = breakdown(pid);
 
     let featured: Vec<String> = generated
         .featured
@@ -101,10 +132,12 @@ fn main() -> anyhow::Result<()> {
     }
     std::thread::sleep(Duration::from_secs(1));
     let (pages_rss, pages_hwm) = mailgen::rss_kb(pid).unwrap_or((0, 0));
+    let pages_detail = breakdown(pid);
 
     // One more sweep (the schedule fires every 10 s; nothing is due any more).
     std::thread::sleep(Duration::from_secs(if bench { 12 } else { 11 }));
     let (steady_rss, steady_hwm) = mailgen::rss_kb(pid).unwrap_or((0, 0));
+    let steady_detail = breakdown(pid);
     drop(daemon);
     println!(
         "memory_idle: {} tickets ({:.0} MB database), {} closed at start-up",
@@ -113,19 +146,19 @@ fn main() -> anyhow::Result<()> {
         options.due_for_auto_close
     );
     println!(
-        "  after start-up (incl. the sweep and {} mails sent): RSS {:.1} MB, peak {:.1} MB",
+        "  after start-up (incl. the sweep and {} mails sent): RSS {:.1} MB, peak {:.1} MB ({startup_detail})",
         options.due_for_auto_close,
         mb(startup_rss),
         mb(startup_hwm)
     );
     println!(
-        "  after {pages} page views over {} tickets: RSS {:.1} MB, peak {:.1} MB",
+        "  after {pages} page views over {} tickets: RSS {:.1} MB, peak {:.1} MB ({pages_detail})",
         featured.len(),
         mb(pages_rss),
         mb(pages_hwm)
     );
     println!(
-        "  after one more sweep, idle: RSS {:.1} MB, peak {:.1} MB",
+        "  after one more sweep, idle: RSS {:.1} MB, peak {:.1} MB ({steady_detail})",
         mb(steady_rss),
         mb(steady_hwm)
     );
