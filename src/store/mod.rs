@@ -167,6 +167,31 @@ impl Store {
         Ok(())
     }
 
+    /// Copies what the write-ahead log holds into the database file, as far as readers
+    /// allow (`PRAGMA wal_checkpoint(PASSIVE)`: never waits, never blocks them). Returns the
+    /// pages copied.
+    pub fn checkpoint(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(2))
+    }
+
+    /// Sets after how many WAL pages a commit on this connection checkpoints by itself
+    /// (SQLite's default is 1000; 0 leaves checkpoints to [`Store::checkpoint`]).
+    pub fn set_autocheckpoint(&self, pages: u32) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)
+    }
+
+    /// Lets this connection cache up to `kib` KiB of database pages (SQLite's default is
+    /// 2,000 KiB). Memory is taken only as pages are used; see [`Store::release_memory`].
+    pub fn set_cache_size_kib(&self, kib: u32) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "cache_size", -i64::from(kib))
+    }
+
+    /// Gives back the memory this connection's page cache holds (`PRAGMA shrink_memory`).
+    pub fn release_memory(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("PRAGMA shrink_memory")
+    }
+
     /// True when the database answers a trivial query (health checks).
     pub fn ping(&self) -> bool {
         self.conn
