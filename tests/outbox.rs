@@ -338,6 +338,42 @@ fn a_crash_between_send_and_mark_resends_only_that_mail_after_the_lease() {
 }
 
 #[test]
+fn a_claim_held_by_a_killed_process_is_released_at_once_and_a_live_ones_is_not() {
+    use postdesk::outbound::lease::Owner;
+    let mut rig = Rig::new();
+    rig.deliver("customer1@example.com", "Printer", "p1@x", T0);
+    // Another worker process claims the first row: alive, then killed (kill -9).
+    let mut other = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn");
+    let owner = Owner::of_process(other.id()).expect("identity of a live process");
+    {
+        let store = Store::open(&rig.db).expect("store");
+        let due = store.due_outbox(T0, 1).expect("due");
+        let lease = T0 + postdesk::outbound::worker::CLAIM_LEASE.as_millis() as i64;
+        assert!(store
+            .claim_outbox_as(due[0].id, T0, lease, Some(&owner.encode()))
+            .expect("claim"));
+    }
+    let mut worker = rig.worker();
+    assert_eq!(
+        worker.send_due(T0 + 1000).expect("pass"),
+        1,
+        "the claim of a live process is respected: only the other row goes"
+    );
+    other.kill().expect("kill");
+    other.wait().expect("reap");
+    assert_eq!(
+        worker.send_due(T0 + 2000).expect("pass"),
+        1,
+        "its owner is dead: the claimed mail goes at once, not after the lease"
+    );
+    assert_eq!(worker.send_due(T0 + 60 * MINUTE).expect("pass"), 0);
+    assert_eq!(rig.sent_count(), 2, "each mail once");
+}
+
+#[test]
 fn an_agents_attachment_goes_to_the_customer_with_the_reply() {
     let mut rig = Rig::new();
     let opened = rig.deliver("customer1@example.com", "Printer", "p1@x", T0);
