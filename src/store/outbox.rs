@@ -231,9 +231,10 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Makes the rows claimed by owners that `is_dead` says are gone due at `now` again
-    /// (still `sending`, so a count of attempts stays honest); returns how many. Used at the
-    /// start of every worker pass, so a killed process's claims do not wait for their lease.
+    /// Makes the rows claimed by owners that `is_dead` says are gone due again, in their
+    /// place in the queue (due as when they were queued, so they go before newer mail); they
+    /// stay `sending` until claimed anew. Returns how many. Used at the start of every worker
+    /// pass, so a killed process's claims do not wait for their lease.
     pub fn release_dead_claims(
         &self,
         now: i64,
@@ -250,7 +251,7 @@ impl Store {
         let mut released = 0;
         for owner in owners.iter().filter(|o| is_dead(o)) {
             released += self.conn.execute(
-                "UPDATE outbox SET next_attempt_at = ?2
+                "UPDATE outbox SET next_attempt_at = min(created_at, ?2)
                  WHERE status = 'sending' AND lease_owner = ?1 AND next_attempt_at > ?2",
                 params![owner, now],
             )?;
