@@ -40,6 +40,14 @@ impl Rng {
     }
 }
 
+/// The tests take turns: each loads both cores on its own (the figures stay comparable, and
+/// `--test-threads` need not be given).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 const AGENT: &str = "agent1@example.com";
 const SUPPORT: &str = "support@example.com";
 
@@ -217,6 +225,7 @@ fn log_of(scratch: &Scratch) -> String {
 
 #[test]
 fn kill_9_at_random_moments_during_imap_intake_and_smtp_sending() {
+    let _turn = turn();
     let Some(stack) = start_private("k9") else {
         return;
     };
@@ -297,6 +306,7 @@ fn kill_9_at_random_moments_during_imap_intake_and_smtp_sending() {
 
 #[test]
 fn smtp_server_stopped_under_load_every_notification_arrives_exactly_once() {
+    let _turn = turn();
     let Some(stack) = start_private("smtp") else {
         return;
     };
@@ -353,6 +363,7 @@ fn smtp_server_stopped_under_load_every_notification_arrives_exactly_once() {
 
 #[test]
 fn imap_restarted_and_cut_mid_fetch_reconnects_and_loses_or_doubles_nothing() {
+    let _turn = turn();
     let Some(stack) = start_private("cut") else {
         return;
     };
@@ -495,6 +506,7 @@ fn partial_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_full_or_read_only_disk_stops_intake_clearly_and_it_resumes_by_itself() {
+    let _turn = turn();
     let pid = std::process::id();
     let mount = |name: &str| {
         Tmpfs::mount(Path::new(&format!("/tmp/pdc-{name}-{pid}")), "64m").map_err(|e| {
@@ -636,6 +648,7 @@ fn a_full_or_read_only_disk_stops_intake_clearly_and_it_resumes_by_itself() {
 
 #[test]
 fn an_autoresponder_loop_with_kills_dies_within_the_hourly_limit() {
+    let _turn = turn();
     let Some(stack) = start_private("loop") else {
         return;
     };

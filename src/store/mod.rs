@@ -74,8 +74,12 @@ impl Store {
         Store::prepare(Connection::open_in_memory()?)
     }
 
-    fn prepare(conn: Connection) -> anyhow::Result<Store> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+    fn prepare(mut conn: Connection) -> anyhow::Result<Store> {
+        // Writers wait for each other in short steps (SQLite's own busy timeout sleeps up to
+        // 100 ms a step): the outbox worker marks a mail sent right after the server's
+        // acceptance, and must not sleep behind a busy intake, or a crash in that widened
+        // window would send the mail again.
+        conn.busy_handler(Some(wait_for_writer))?;
         // WAL lets the web page read while intake writes; NORMAL is durable against process
         // crashes (the promise we test with kill -9), and an fsync per checkpoint suffices.
         enable_wal(&conn)?;
@@ -158,6 +162,21 @@ impl Store {
             .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
             .is_ok()
     }
+}
+
+/// A writer waits at most this long for another writer.
+const BUSY_LIMIT: Duration = Duration::from_secs(5);
+/// ... in steps of this much.
+const BUSY_STEP: Duration = Duration::from_micros(250);
+
+/// SQLite's busy handler: `true` (try again after a short sleep) until [`BUSY_LIMIT`].
+fn wait_for_writer(attempts: i32) -> bool {
+    let limit = (BUSY_LIMIT.as_micros() / BUSY_STEP.as_micros()) as i32;
+    if attempts >= limit {
+        return false;
+    }
+    std::thread::sleep(BUSY_STEP);
+    true
 }
 
 /// Switches to WAL. The switch needs an exclusive lock, and SQLite answers `SQLITE_BUSY` for
