@@ -57,6 +57,10 @@ pub struct Worker {
     blobs: Blobs,
     /// This process, recorded on every claim (`None` where `/proc` cannot tell).
     owner: Option<Owner>,
+    /// Rows the transport delivered whose `sent` mark could not be committed (disk full, a
+    /// database locked too long), with when they went. They are marked before anything else
+    /// is sent, and never sent again by this process.
+    unmarked: Vec<(i64, i64)>,
 }
 
 /// The delay before attempt `attempts + 1`: `first` doubling up to one hour, plus up to 20 %
@@ -85,6 +89,7 @@ impl Worker {
             settings,
             blobs,
             owner: Owner::current(),
+            unmarked: Vec::new(),
         }
     }
 
@@ -101,6 +106,7 @@ impl Worker {
         keep_going: impl Fn() -> bool,
     ) -> anyhow::Result<usize> {
         let mut sent = 0;
+        self.mark_unmarked()?;
         self.release_dead_claims(now_ms)?;
         loop {
             let batch = self.store.due_outbox(now_ms, 50)?;
@@ -126,6 +132,17 @@ impl Worker {
         templates_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<()> {
         self.renderer = Renderer::new(templates_dir)?;
+        Ok(())
+    }
+
+    /// Marks the delivered rows whose mark failed earlier; an error while any is left.
+    fn mark_unmarked(&mut self) -> anyhow::Result<()> {
+        while let Some(&(id, sent_at)) = self.unmarked.first() {
+            self.store
+                .mark_outbox_sent(id, sent_at)
+                .context("while marking a delivered mail sent (it is not sent again)")?;
+            self.unmarked.remove(0);
+        }
         Ok(())
     }
 
@@ -166,7 +183,13 @@ impl Worker {
         let ticket = item.tracking_id.as_deref().unwrap_or("");
         match self.transport.send(&message) {
             Ok(()) => {
-                self.store.mark_outbox_sent(item.id, now_ms)?;
+                if let Err(error) = self.store.mark_outbox_sent(item.id, now_ms) {
+                    // Delivered: remember it, so that it is marked later and not sent again
+                    // when its lease runs out.
+                    self.unmarked.push((item.id, now_ms));
+                    return Err(error)
+                        .context("while marking a delivered mail sent (it is not sent again)");
+                }
                 info!(ticket = %ticket, message_id = %item.message_id, template = %item.template, "Mail sent");
                 Ok(true)
             }
