@@ -16,7 +16,8 @@ pub struct CuttingProxy {
     pub port: u16,
     /// Connections cut in the middle of a message literal so far.
     pub cuts: Arc<AtomicUsize>,
-    /// Connections accepted so far.
+    /// Connections relayed to the server so far (a connection the server refused, e.g.
+    /// while it restarts, does not count and does not use up a planned cut).
     pub connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -40,10 +41,17 @@ impl CuttingProxy {
             while !t_stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let index = t_connections.fetch_add(1, Ordering::Relaxed);
-                        let cut_at = plan.lock().expect("plan").get(index).copied().flatten();
-                        let cuts = t_cuts.clone();
-                        std::thread::spawn(move || relay(client, target, cut_at, &cuts));
+                        let (plan, connections, cuts) =
+                            (plan.clone(), t_connections.clone(), t_cuts.clone());
+                        std::thread::spawn(move || {
+                            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                                let _ = client.shutdown(Shutdown::Both);
+                                return;
+                            };
+                            let index = connections.fetch_add(1, Ordering::Relaxed);
+                            let cut_at = plan.lock().expect("plan").get(index).copied().flatten();
+                            relay(client, server, cut_at, &cuts);
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -68,11 +76,7 @@ impl Drop for CuttingProxy {
     }
 }
 
-fn relay(client: TcpStream, target: u16, cut_at: Option<usize>, cuts: &AtomicUsize) {
-    let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-        let _ = client.shutdown(Shutdown::Both);
-        return;
-    };
+fn relay(client: TcpStream, server: TcpStream, cut_at: Option<usize>, cuts: &AtomicUsize) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
