@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002-loop-safety.sql"),
     include_str!("../../migrations/003-imap-cursor.sql"),
     include_str!("../../migrations/004-outbox-subject.sql"),
+    include_str!("../../migrations/005-outbox-lease-owner.sql"),
 ];
 
 /// A connection to the postdesk database.
@@ -190,6 +191,11 @@ impl Store {
     /// Gives back the memory this connection's page cache holds (`PRAGMA shrink_memory`).
     pub fn release_memory(&self) -> rusqlite::Result<()> {
         self.conn.execute_batch("PRAGMA shrink_memory")
+    }
+
+    /// The database file (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.conn.path().filter(|p| !p.is_empty()).map(Path::new)
     }
 
     /// True when the database answers a trivial query (health checks).

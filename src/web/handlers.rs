@@ -328,7 +328,7 @@ pub async fn not_found() -> Response {
 }
 
 /// `GET /healthz`: `ok` when the database answers and (in the daemon) the intake heartbeat
-/// is recent; else 503 with the reasons, one a line.
+/// is recent and intake can store mail; else 503 with the reasons, one a line.
 pub async fn healthz(State(state): State<WebState>) -> Response {
     blocking(move || {
         let mut problems = Vec::new();
@@ -336,7 +336,7 @@ pub async fn healthz(State(state): State<WebState>) -> Response {
             problems.push("database: not answering".to_string());
         }
         if let Some(vitals) = &state.shared.vitals {
-            problems.extend(vitals.intake_problem(state.now().timestamp_millis()));
+            problems.extend(vitals.health_problems(state.now().timestamp_millis()));
         }
         if problems.is_empty() {
             (StatusCode::OK, "ok\n").into_response()
