@@ -132,6 +132,20 @@ impl Scheduler {
         pass
     }
 
+    /// Checkpoints the write-ahead log once its file has grown past `limit` bytes (the
+    /// daemon's writers leave that to this thread, see [`crate::app::WAL_BACKSTOP_PAGES`]).
+    /// SQLite reuses the file from its start after a complete checkpoint, so the file keeps
+    /// its size: from then on every call checkpoints, which costs nothing when no page is
+    /// waiting to be copied. A failure is logged; the next call tries again.
+    pub fn keep_wal_small(&mut self, limit: u64) {
+        if self.context.store.wal_bytes() <= limit {
+            return;
+        }
+        if let Err(e) = self.context.checkpoint() {
+            warn!(error = %format!("{e:#}"), "Checkpoint of the write-ahead log failed; retrying");
+        }
+    }
+
     /// The store the jobs use (for reads in tests).
     pub fn store(&self) -> &Store {
         &self.context.store

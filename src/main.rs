@@ -306,8 +306,8 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     let notifier = Arc::new(service::Notifier::from_env());
     let vitals = Arc::new(Vitals::new(config, app::now_ms()));
     let secret = secret::load_or_create(&config.general.secret_file)?;
-    let intake = app::intake(config, &secret)?;
-    let mut worker = app::worker(config, &secret)?;
+    let intake = app::intake_on(app::open_daemon_store(config)?, config, &secret);
+    let mut worker = app::worker_on(app::open_daemon_store(config)?, config, &secret)?;
     let web = postdesk::web::spawn(config, &secret, vitals.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
@@ -327,7 +327,8 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
                 if pass.total.queued > 0 {
                     let _ = jobs_wake.send(());
                 }
-                run::sleep_unless_stopped(&jobs_stop, Duration::from_millis(500));
+                scheduler.keep_wal_small(app::WAL_CHECKPOINT_BYTES);
+                run::sleep_unless_stopped(&jobs_stop, Duration::from_millis(250));
             }
         })?;
 

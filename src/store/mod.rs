@@ -193,6 +193,17 @@ impl Store {
         self.conn.execute_batch("PRAGMA shrink_memory")
     }
 
+    /// The size of the write-ahead log file in bytes (0 when there is none).
+    pub fn wal_bytes(&self) -> u64 {
+        self.path()
+            .map(|db| {
+                let mut wal = db.as_os_str().to_owned();
+                wal.push("-wal");
+                std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
     /// The database file (`None` in memory).
     pub fn path(&self) -> Option<&Path> {
         self.conn.path().filter(|p| !p.is_empty()).map(Path::new)
