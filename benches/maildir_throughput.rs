@@ -82,8 +82,16 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(default)
     };
-    let count = if bench { env_num("PD_MAILS", 10_000) } else { 200 };
-    let deliver_count = if bench { env_num("PD_DELIVER", 500) } else { 20 };
+    let count = if bench {
+        env_num("PD_MAILS", 10_000)
+    } else {
+        200
+    };
+    let deliver_count = if bench {
+        env_num("PD_DELIVER", 500)
+    } else {
+        20
+    };
     let bin = std::env::var_os("PD_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")));
@@ -123,7 +131,10 @@ fn main() {
     let mut peak_rss = 0u64;
     let mut samples = Vec::new();
     loop {
-        assert!(Instant::now() < deadline, "the backlog was not drained in 10 minutes");
+        assert!(
+            Instant::now() < deadline,
+            "the backlog was not drained in 10 minutes"
+        );
         if let Some((rss, hwm)) = mailgen::rss_kb(pid) {
             peak_rss = peak_rss.max(hwm);
             samples.push(rss);
@@ -135,7 +146,7 @@ fn main() {
         if handled == count && count_files(&new) == 0 {
             break;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let done = Instant::now();
     let first = first.unwrap_or(done);

@@ -34,10 +34,7 @@ pub fn corpus() -> Vec<Vec<u8>> {
     let mut files = Vec::new();
     walk(&root, &mut files);
     files.sort();
-    files
-        .iter()
-        .filter_map(|f| std::fs::read(f).ok())
-        .collect()
+    files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -78,10 +75,43 @@ pub fn with_message_id(raw: &[u8], id: &str) -> Vec<u8> {
 }
 
 const WORDS: &[&str] = &[
-    "printer", "invoice", "login", "password", "order", "delivery", "refund", "account", "the",
-    "is", "not", "working", "since", "yesterday", "please", "help", "we", "cannot", "open",
-    "file", "error", "message", "says", "again", "after", "update", "thanks", "regards",
-    "urgent", "customer", "number", "screen", "shows", "nothing", "when", "click", "button",
+    "printer",
+    "invoice",
+    "login",
+    "password",
+    "order",
+    "delivery",
+    "refund",
+    "account",
+    "the",
+    "is",
+    "not",
+    "working",
+    "since",
+    "yesterday",
+    "please",
+    "help",
+    "we",
+    "cannot",
+    "open",
+    "file",
+    "error",
+    "message",
+    "says",
+    "again",
+    "after",
+    "update",
+    "thanks",
+    "regards",
+    "urgent",
+    "customer",
+    "number",
+    "screen",
+    "shows",
+    "nothing",
+    "when",
+    "click",
+    "button",
 ];
 
 fn words(rng: &mut Rng, bytes: usize) -> String {
@@ -102,11 +132,14 @@ fn words(rng: &mut Rng, bytes: usize) -> String {
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 57 * 2 + 8);
     for (n, chunk) in bytes.chunks(3).enumerate() {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -131,7 +164,8 @@ pub fn generated(rng: &mut Rng, n: usize, domain: &str) -> Vec<u8> {
         2 => format!("Re: Your order {n}"),
         _ => format!("=?UTF-8?B?0J/RgNC40L3RgtC10YAg4oSWIHtufQ==?= {n}"),
     };
-    let mut text = words(rng, 600 + rng.below(6000) as usize);
+    let length = 600 + rng.below(6000) as usize;
+    let mut text = words(rng, length);
     if rng.below(3) == 0 {
         text.push_str("\r\n\r\nOn Mon, 16 Nov 2026 at 10:00, Support wrote:\r\n");
         for line in words(rng, 1500).lines() {

@@ -376,12 +376,9 @@ fn signals(message: &Message<'_>, from: Option<&Mailbox>) -> AutoSignals {
             .into_iter()
             .any(present),
         list_unsubscribe: present("List-Unsubscribe"),
-        null_return_path: header_values(message, "Return-Path").iter().any(|value| {
-            value
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .eq("<>".chars())
-        }),
+        null_return_path: header_values(message, "Return-Path")
+            .iter()
+            .any(|value| is_null_return_path(value)),
         report_type: if top_type.as_deref() == Some("multipart/report") {
             content_type_attribute(message.parts.first(), "report-type")
         } else {
@@ -389,6 +386,13 @@ fn signals(message: &Message<'_>, from: Option<&Mailbox>) -> AutoSignals {
         },
         from_address: from.map(|mailbox| mailbox.email.clone()),
     }
+}
+
+/// `<>`, the null reverse path; also `<MAILER-DAEMON>`, which Postfix's pipe(8) and local(8)
+/// write for it (`flags=R` without `null_sender=`).
+fn is_null_return_path(value: &str) -> bool {
+    let path: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    path == "<>" || path.eq_ignore_ascii_case("<MAILER-DAEMON>")
 }
 
 /// A part's `type/subtype`, lower-case, when it has a Content-Type header.

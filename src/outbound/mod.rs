@@ -4,7 +4,9 @@
 pub mod compose;
 pub mod diagnose;
 pub mod guard;
+pub mod lease;
 pub mod message_id;
 pub mod render;
+pub mod smtp;
 pub mod transport;
 pub mod worker;

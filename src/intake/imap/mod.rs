@@ -4,6 +4,13 @@
 //! quarantined), or flags it `\Seen` when no folder is configured. Waits with IDLE when the
 //! server offers it, else polls; reconnects with backoff after any error.
 //!
+//! Mail is fetched in batches (at most `BATCH_COUNT` mails or `BATCH_BYTES`); each mail is
+//! committed on its own, and the batch's committed mails leave with one `UID MOVE` per folder.
+//!
+//! A failure to store a mail (a full or read-only disk) is logged with the file and the
+//! reason, makes `/healthz` answer 503, and is retried every [`STORE_RETRY`] until it goes
+//! away; no restart is needed.
+//!
 //! Invariants: a mail leaves the mailbox only after its outcome is committed; a crash between
 //! the commit and the move re-fetches the mail, and the dedupe record turns it into a no-op
 //! that is then moved. The cursor (UIDVALIDITY, last UID) only saves work: correctness rests on
@@ -23,7 +30,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use self::connect::{connect, ConnectError, Endpoint, ImapSession};
 use super::{Intake, IntakeError};
@@ -35,6 +42,8 @@ const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// At most this many mails are fetched in one round trip.
 const BATCH_COUNT: usize = 100;
+/// After a failure to store a mail (disk full, read-only), intake tries again this soon.
+pub const STORE_RETRY: Duration = Duration::from_secs(5);
 
 /// What the IMAP source does.
 #[derive(Debug, Clone)]
@@ -74,6 +83,7 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_secs(1);
     let mut last_problem: Option<String> = None;
+    let mut last_storage: Option<String> = None;
     while !*stop.borrow() {
         let result = session(
             &settings,
@@ -88,6 +98,23 @@ pub async fn run(
         vitals.set_connected(false);
         match result {
             Ok(()) => break,
+            Err(SessionError::Intake(error)) => {
+                // The server is fine; our disk or database is not. The mail stays in the
+                // mailbox; try again soon, without the growing network backoff.
+                let problem = intake.explain(&error);
+                if vitals.storage_problem().is_none() || last_storage.as_deref() != Some(&problem) {
+                    error!(error = %problem, retry_in_s = STORE_RETRY.as_secs(), "Cannot store mail; it stays in the mailbox and intake retries");
+                    last_storage = Some(problem.clone());
+                }
+                vitals.storage_failed(&problem);
+                let wait = async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(STORE_RETRY) => {}
+                        _ = stop.changed() => {}
+                    }
+                };
+                beating(wait, vitals).await;
+            }
             Err(error) => {
                 let problem = error.to_string();
                 // Log each new problem once, not every retry.
@@ -229,6 +256,11 @@ struct Selected {
 }
 
 /// Handles every mail above `cursor`; returns the new cursor.
+///
+/// Mail is fetched in batches (see [`batches`]); each mail of a batch is committed on its own,
+/// then the batch's committed mails leave INBOX with one command per target folder and the
+/// cursor moves past them in one write. A transient failure mid-batch still moves the mails
+/// committed before it, then ends the session (the rest is fetched again after the backoff).
 async fn catch_up(
     session: &mut ImapSession,
     settings: &ImapSettings,
@@ -250,50 +282,97 @@ async fn catch_up(
         }
         uids.sort_unstable();
         for batch in batches(session, &uids).await? {
-            let set = batch
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            let fetched: Vec<(u32, Vec<u8>)> = session
-                .uid_fetch(&set, "(UID BODY.PEEK[])")
+            let mut fetched: Vec<(u32, Vec<u8>)> = session
+                .uid_fetch(uid_set(&batch), "(UID BODY.PEEK[])")
                 .await?
                 .try_filter_map(|fetch| async move {
                     Ok(fetch.uid.zip(fetch.body().map(<[u8]>::to_vec)))
                 })
                 .try_collect()
                 .await?;
+            fetched.sort_unstable_by_key(|(uid, _)| *uid);
+            let mut processed = Vec::with_capacity(fetched.len());
+            let mut failed = Vec::new();
+            let mut queued = false;
+            let mut failure = None;
             for (uid, raw) in fetched {
                 let now = crate::app::now_ms();
                 vitals.beat(now);
-                let outcome = intake.process(&raw, "imap", now)?;
-                let target = match outcome.outcome {
-                    "quarantined" => settings.failed_mailbox.as_deref(),
-                    _ => settings.processed_mailbox.as_deref(),
-                };
-                mark_handled(session, uid, target, selected.can_move).await?;
-                cursor = cursor.max(uid);
+                match intake.process(&raw, "imap", now) {
+                    Ok(outcome) => {
+                        vitals.storage_ok();
+                        queued |= outcome.queued > 0;
+                        if outcome.outcome == "quarantined" {
+                            failed.push(uid);
+                        } else {
+                            processed.push(uid);
+                        }
+                    }
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            if queued {
+                let _ = wake.send(());
+            }
+            mark_handled(
+                session,
+                &processed,
+                settings.processed_mailbox.as_deref(),
+                selected.can_move,
+            )
+            .await?;
+            mark_handled(
+                session,
+                &failed,
+                settings.failed_mailbox.as_deref(),
+                selected.can_move,
+            )
+            .await?;
+            if let Some(last) = processed.iter().chain(&failed).max() {
+                cursor = cursor.max(*last);
                 intake
                     .store()
                     .set_imap_cursor(&settings.mailbox, selected.uidvalidity, cursor)
                     .map_err(IntakeError::from)?;
-                if outcome.queued > 0 {
-                    let _ = wake.send(());
-                }
+            }
+            if let Some(error) = failure {
+                return Err(error.into());
             }
         }
     }
 }
 
+/// `uids` (ascending) as an IMAP sequence set with runs collapsed: `1:3,7,9:10`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut set = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end.saturating_add(1) {
+            i += 1;
+            end = uids[i];
+        }
+        if !set.is_empty() {
+            set.push(',');
+        }
+        if end == start {
+            set.push_str(&start.to_string());
+        } else {
+            set.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    set
+}
+
 /// Groups UIDs so that one round trip fetches at most `BATCH_BYTES` (a larger mail alone).
 async fn batches(session: &mut ImapSession, uids: &[u32]) -> Result<Vec<Vec<u32>>, SessionError> {
-    let set = uids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
     let mut sizes: Vec<(u32, u64)> = session
-        .uid_fetch(&set, "(UID RFC822.SIZE)")
+        .uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
         .await?
         .try_filter_map(|fetch| async move {
             Ok(fetch
@@ -320,31 +399,35 @@ async fn batches(session: &mut ImapSession, uids: &[u32]) -> Result<Vec<Vec<u32>
     Ok(groups)
 }
 
-/// Moves a handled mail to `target`, or flags it `\Seen` when there is no target folder.
+/// Moves handled mails (`uids`, ascending) to `target` with one command, or flags them
+/// `\Seen` when there is no target folder.
 async fn mark_handled(
     session: &mut ImapSession,
-    uid: u32,
+    uids: &[u32],
     target: Option<&str>,
     can_move: bool,
 ) -> Result<(), SessionError> {
-    let uid = uid.to_string();
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let set = uid_set(uids);
     match target {
         None => {
             let _: Vec<_> = session
-                .uid_store(&uid, "+FLAGS.SILENT (\\Seen)")
+                .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
                 .await?
                 .try_collect()
                 .await?;
         }
-        Some(folder) if can_move => session.uid_mv(&uid, folder).await?,
+        Some(folder) if can_move => session.uid_mv(&set, folder).await?,
         Some(folder) => {
-            session.uid_copy(&uid, folder).await?;
+            session.uid_copy(&set, folder).await?;
             let _: Vec<_> = session
-                .uid_store(&uid, "+FLAGS.SILENT (\\Deleted)")
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
                 .await?
                 .try_collect()
                 .await?;
-            let _: Vec<_> = session.uid_expunge(&uid).await?.try_collect().await?;
+            let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
         }
     }
     Ok(())
@@ -384,4 +467,20 @@ pub fn settings(config: &crate::config::Config) -> anyhow::Result<ImapSettings> 
         idle: source.idle,
         poll_interval: source.poll_interval,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_collapse_runs_and_keep_gaps() {
+        assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_set(&[7]), "7");
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[4, 6, 8]), "4,6,8");
+        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
+        let many: Vec<u32> = (1..=20_000).collect();
+        assert_eq!(uid_set(&many), "1:20000");
+    }
 }

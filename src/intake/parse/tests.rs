@@ -286,6 +286,20 @@ List-Id: <l.example.org>\nList-Unsubscribe: <mailto:u@example.org>\nSubject: Aut
 }
 
 #[test]
+fn postfix_pipe_writes_the_null_sender_as_mailer_daemon() {
+    let null = |return_path: &str| {
+        let raw = format!("Return-Path: {return_path}\nFrom: a@example.org\nSubject: x\n\nx\n");
+        parsed(raw.as_bytes()).signals.null_return_path
+    };
+    assert!(null("<MAILER-DAEMON>"));
+    assert!(null("<mailer-daemon>"));
+    assert!(null("<>"));
+    // A real mailbox called mailer-daemon is a sender, not the null path.
+    assert!(!null("<MAILER-DAEMON@mx.example.org>"));
+    assert!(!null("<ivan@example.org>"));
+}
+
+#[test]
 fn message_ids_keep_order_and_drop_repeats() {
     let table: &[(&str, &[&str])] = &[
         ("<a@x> <b@x>\t<a@x>  < c @x >", &["a@x", "b@x", "c@x"]),
