@@ -56,9 +56,17 @@ impl Blobs {
             return Ok(());
         }
         let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(|e| naming(dir, e))?;
         let temp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
-        let written = fs::File::create(&temp)
+        // The directory exists for all but the first blob of its prefix: create it only then
+        // (a `mkdir` per blob cost a path walk and an error every time).
+        let file = match fs::File::create(&temp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(|e| naming(dir, e))?;
+                fs::File::create(&temp)
+            }
+            other => other,
+        };
+        let written = file
             .and_then(|mut file| file.write_all(bytes))
             .and_then(|()| fs::rename(&temp, &path));
         if let Err(error) = written {
