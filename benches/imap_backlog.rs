@@ -19,11 +19,13 @@
 //! `cargo bench --locked --bench imap_backlog`. `PD_BIN=/path/to/postdesk` measures another
 //! build. Under `cargo test` it only prints a note (it needs root and takes minutes).
 
+#[allow(dead_code)]
 mod mailgen;
 mod stack;
+#[allow(dead_code)]
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -92,44 +94,16 @@ async fn raw_fetch(port: u16) -> (usize, usize, f64) {
     (count, bytes, secs)
 }
 
+/// The benches' daemon config, reading `support@`'s INBOX over plain IMAP on loopback.
 fn config(imap_port: u16, web_port: u16) -> String {
-    format!(
-        r#"[general]
-data_dir = "var"
-base_url = "http://127.0.0.1:{web_port}"
-language = "en"
-support_address = "support@example.com"
-support_name = "Example Support"
-
-[source]
-kind = "imap"
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-username = "{USER}"
-password = "secret-support"
-processed_mailbox = "Processed"
-failed_mailbox = "Failed"
-
-[smtp]
-kind = "file"
-dir = "var/outbox"
-
-[web]
-bind = "127.0.0.1:{web_port}"
-
-[[agents]]
-email = "agent1@example.com"
-name = "Anna Agent"
-"#
+    support::daemon_config(web_port, "").replace(
+        "[source]\nkind = \"maildir\"\npath = \"var/inbox\"\n",
+        &format!(
+            "[source]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {imap_port}\ntls = \"none\"\n\
+             username = \"{USER}\"\npassword = \"secret-support\"\n\
+             processed_mailbox = \"Processed\"\nfailed_mailbox = \"Failed\"\n"
+        ),
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn inbound_count(db: &Path) -> usize {
@@ -143,18 +117,6 @@ fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 struct Run {
     secs: f64,
     startup_ms: f64,
@@ -164,25 +126,13 @@ struct Run {
 
 async fn run_daemon(bin: &Path, imap_port: u16, count: usize) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config(imap_port, free_port())).expect("config");
+    let port = support::free_port();
+    std::fs::write(dir.path().join("config.toml"), config(imap_port, port)).expect("config");
     let db = dir.path().join("var/postdesk.db");
-    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
     let mut watcher = login(imap_port).await;
     let spawned = Instant::now();
-    let daemon = Daemon(
-        Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("POSTDESK_CONFIG")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start postdesk"),
-    );
-    let pid = daemon.0.id();
+    let daemon = support::Daemon::start(bin, dir.path(), port, &[]).expect("start postdesk");
+    let pid = daemon.pid();
     let mut peak_kb = 0;
     let mut first = None;
     let mut last_check = Instant::now();

@@ -12,57 +12,14 @@
 //! `PD_BIN=/path/to/postdesk` measures another build. Under `cargo test` it does one quick
 //! pass over 200 mails as a smoke test.
 
+#[allow(dead_code)]
 mod mailgen;
+#[allow(dead_code)]
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn config(port: u16) -> String {
-    format!(
-        r#"[general]
-data_dir = "var"
-base_url = "http://127.0.0.1:{port}"
-language = "en"
-support_address = "support@example.com"
-support_name = "Example Support"
-
-[source]
-kind = "maildir"
-path = "var/inbox"
-
-[smtp]
-kind = "file"
-dir = "var/outbox"
-
-[web]
-bind = "127.0.0.1:{port}"
-
-[[agents]]
-email = "agent1@example.com"
-name = "Anna Agent"
-"#
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -99,8 +56,12 @@ fn main() {
     let mails = mailgen::backlog(count, 7);
     println!("maildir_throughput: {}", mailgen::describe(&mails));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config(free_port())).expect("config");
+    let port = support::free_port();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        support::daemon_config(port, ""),
+    )
+    .expect("config");
     let new = dir.path().join("var/inbox/new");
     let cur = dir.path().join("var/inbox/cur");
     for sub in ["new", "cur", "tmp"] {
@@ -112,20 +73,8 @@ fn main() {
     let db = dir.path().join("var/postdesk.db");
 
     let spawned = Instant::now();
-    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
-    let daemon = Daemon(
-        Command::new(&bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("POSTDESK_CONFIG")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start postdesk"),
-    );
-    let pid = daemon.0.id();
+    let daemon = support::Daemon::start(&bin, dir.path(), port, &[]).expect("start postdesk");
+    let pid = daemon.pid();
     let deadline = spawned + Duration::from_secs(600);
     let mut first = None;
     let mut peak_rss = 0u64;
@@ -184,7 +133,7 @@ fn main() {
     // `postdesk deliver`, a process per mail, on a fresh database.
     let dir2 = tempfile::tempdir().expect("tempdir");
     let config2 = dir2.path().join("config.toml");
-    std::fs::write(&config2, config(free_port())).expect("config");
+    std::fs::write(&config2, support::daemon_config(support::free_port(), "")).expect("config");
     let mut times = Vec::new();
     let started = Instant::now();
     for raw in mails.iter().take(deliver_count) {
