@@ -36,6 +36,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/004-outbox-subject.sql"),
 ];
 
+/// WAL pages after which a `deliver` commit checkpoints (SQLite's default is 1000, ~4 MB).
+const ONE_MAIL_WAL_PAGES: i64 = 128;
+
 /// A connection to the postdesk database.
 pub struct Store {
     conn: Connection,
@@ -74,6 +77,12 @@ impl Store {
             .conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .context("while keeping the WAL at close")?;
+        // The first connection of each process reads the whole WAL to rebuild its index:
+        // keep it short (a checkpoint every few mails instead of every ~50).
+        store
+            .conn
+            .pragma_update(None, "wal_autocheckpoint", ONE_MAIL_WAL_PAGES)
+            .context("while setting the WAL size")?;
         Ok(store)
     }
 
