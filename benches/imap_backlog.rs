@@ -205,7 +205,7 @@ async fn run_daemon(bin: &Path, imap_port: u16, count: usize) -> Run {
                 break;
             }
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = spawned.elapsed().as_secs_f64();
     let moved = messages(&mut watcher, "Processed").await + messages(&mut watcher, "Failed").await;

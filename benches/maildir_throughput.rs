@@ -146,7 +146,7 @@ fn main() {
         if handled == count && count_files(&new) == 0 {
             break;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let done = Instant::now();
     let first = first.unwrap_or(done);

@@ -67,6 +67,24 @@ pub fn intake(config: &Config, secret: &[u8]) -> anyhow::Result<Intake> {
     Ok(intake_on(open_store(config)?, config, secret))
 }
 
+/// In the daemon, the commits of intake and the outbox worker leave the write-ahead log to
+/// the jobs thread, which checkpoints it once it holds [`WAL_CHECKPOINT_BYTES`]
+/// ([`crate::jobs::JobContext::keep_wal_small`]): a checkpoint copies pages and syncs the disk
+/// twice, and under a backlog intake used to wait for that every few dozen mails. Should the
+/// jobs thread stall, a writer still checkpoints by itself once the log has this many pages.
+pub const WAL_BACKSTOP_PAGES: u32 = 16 * 1024;
+
+/// The size of the write-ahead log at which the daemon's jobs thread checkpoints it.
+pub const WAL_CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A connection for one of the daemon's writers (intake, outbox worker): it leaves
+/// checkpoints to the jobs thread, up to [`WAL_BACKSTOP_PAGES`].
+pub fn open_daemon_store(config: &Config) -> anyhow::Result<Store> {
+    let store = open_store(config)?;
+    store.set_autocheckpoint(WAL_BACKSTOP_PAGES)?;
+    Ok(store)
+}
+
 /// The intake pipeline on the given database connection.
 pub fn intake_on(store: Store, config: &Config, secret: &[u8]) -> Intake {
     let settings = IntakeSettings {
@@ -98,10 +116,21 @@ pub fn auto_close_settings(config: &Config, secret: &[u8]) -> AutoCloseSettings 
     }
 }
 
+/// The page cache of the jobs' connection, in KiB.
+const JOBS_CACHE_KIB: u32 = 24 * 1024;
+
 /// What the scheduled jobs need, with their own database connection.
 pub fn job_context(config: &Config, secret: &[u8]) -> anyhow::Result<JobContext> {
+    let store = open_store(config)?;
+    // A sweep's commit does not copy its pages into the database file on the spot: the
+    // scheduler checkpoints after the jobs ran (`Scheduler::tick`), off the sweep's clock.
+    store.set_autocheckpoint(0)?;
+    // A sweep closing 1,000 tickets of a million dirties some 4,000 pages in one transaction;
+    // with the default 2 MB cache they would spill to the WAL and be read back. The memory
+    // is given back after each run that changed something (`Scheduler::tick`).
+    store.set_cache_size_kib(JOBS_CACHE_KIB)?;
     Ok(JobContext {
-        store: open_store(config)?,
+        store,
         auto_close: auto_close_settings(config, secret),
     })
 }

@@ -48,26 +48,35 @@ impl Blobs {
         Ok(hash)
     }
 
-    /// Stores `bytes` whose hash the caller already computed.
+    /// Stores `bytes` whose hash the caller already computed. On a failure (a full or
+    /// read-only disk) no partial file is left behind, and the error names the file.
     pub fn put_with_hash(&self, hash: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.path(hash);
         if path.exists() {
             return Ok(());
         }
         let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
+        fs::create_dir_all(dir).map_err(|e| naming(dir, e))?;
         let temp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
-        {
-            let mut file = fs::File::create(&temp)?;
-            file.write_all(bytes)?;
+        let written = fs::File::create(&temp)
+            .and_then(|mut file| file.write_all(bytes))
+            .and_then(|()| fs::rename(&temp, &path));
+        if let Err(error) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(naming(&temp, error));
         }
-        fs::rename(&temp, &path)
+        Ok(())
     }
 
     /// Reads a blob back.
     pub fn get(&self, sha256: &str) -> io::Result<Vec<u8>> {
         fs::read(self.path(sha256))
     }
+}
+
+/// `error` with the file it concerns in its message (the kind is kept).
+fn naming(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
 #[cfg(test)]

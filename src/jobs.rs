@@ -9,7 +9,7 @@
 pub mod auto_close;
 
 use chrono::{DateTime, Utc};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::config::Config;
 use crate::store::Store;
@@ -21,6 +21,13 @@ pub struct JobContext {
     pub store: Store,
     /// Settings of the auto-close job.
     pub auto_close: AutoCloseSettings,
+}
+
+impl JobContext {
+    /// Copies the write-ahead log into the database file (see [`Store::checkpoint`]).
+    pub fn checkpoint(&self) -> anyhow::Result<i64> {
+        Ok(self.store.checkpoint()?)
+    }
 }
 
 /// What one run did.
@@ -110,7 +117,33 @@ impl Scheduler {
                 }
             }
         }
+        // A sweep's commit leaves its pages in the WAL (the jobs' connection does not
+        // checkpoint on commit); copy them into the database file now, without blocking
+        // readers or writers. What a reader still needs is copied by a later checkpoint.
+        if pass.total.changed > 0 {
+            if let Err(e) = self.context.checkpoint() {
+                warn!(error = %format!("{e:#}"), "Checkpoint after the jobs failed; a later one catches up");
+            }
+            // The pages of a big sweep are not needed until the next one.
+            if let Err(e) = self.context.store.release_memory() {
+                warn!(error = %e, "Could not release the jobs' page cache");
+            }
+        }
         pass
+    }
+
+    /// Checkpoints the write-ahead log once its file has grown past `limit` bytes (the
+    /// daemon's writers leave that to this thread, see [`crate::app::WAL_BACKSTOP_PAGES`]).
+    /// SQLite reuses the file from its start after a complete checkpoint, so the file keeps
+    /// its size: from then on every call checkpoints, which costs nothing when no page is
+    /// waiting to be copied. A failure is logged; the next call tries again.
+    pub fn keep_wal_small(&mut self, limit: u64) {
+        if self.context.store.wal_bytes() <= limit {
+            return;
+        }
+        if let Err(e) = self.context.checkpoint() {
+            warn!(error = %format!("{e:#}"), "Checkpoint of the write-ahead log failed; retrying");
+        }
     }
 
     /// The store the jobs use (for reads in tests).

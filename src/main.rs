@@ -150,6 +150,7 @@ fn parse_tracking_id(text: &str) -> Result<TrackingId, String> {
 const EX_TEMPFAIL: u8 = 75;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let deliver = matches!(cli.command, Command::Deliver);
     match run_command(cli) {
@@ -161,6 +162,28 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc gives threads that allocate at the same time malloc arenas of their own (up to
+/// eight per core), and each arena keeps what was freed in it. Two arenas keep the idle
+/// daemon's resident memory some 6 MB lower (`benches/memory_idle`: 30 MB → 24 MB with
+/// 100,000 tickets) at no cost the page or intake benches can see.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    /// glibc's `M_ARENA_MAX` (malloc.h).
+    const M_ARENA_MAX: i32 = -8;
+    // SAFETY: mallopt only sets an allocator parameter; it runs first thing in main, before
+    // any other thread exists. An environment's MALLOC_ARENA_MAX is read at start-up and
+    // is overridden here.
+    unsafe {
+        mallopt(M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     config::load(path, config::environment())
@@ -283,8 +306,8 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
     let notifier = Arc::new(service::Notifier::from_env());
     let vitals = Arc::new(Vitals::new(config, app::now_ms()));
     let secret = secret::load_or_create(&config.general.secret_file)?;
-    let intake = app::intake(config, &secret)?;
-    let mut worker = app::worker(config, &secret)?;
+    let intake = app::intake_on(app::open_daemon_store(config)?, config, &secret);
+    let mut worker = app::worker_on(app::open_daemon_store(config)?, config, &secret)?;
     let web = postdesk::web::spawn(config, &secret, vitals.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, woken) = mpsc::channel::<()>();
@@ -304,7 +327,8 @@ fn run_daemon(config: &Config) -> anyhow::Result<()> {
                 if pass.total.queued > 0 {
                     let _ = jobs_wake.send(());
                 }
-                run::sleep_unless_stopped(&jobs_stop, Duration::from_millis(500));
+                scheduler.keep_wal_small(app::WAL_CHECKPOINT_BYTES);
+                run::sleep_unless_stopped(&jobs_stop, Duration::from_millis(250));
             }
         })?;
 

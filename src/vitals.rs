@@ -1,6 +1,8 @@
 //! Live facts about the running daemon that the threads share: the intake heartbeat (the
-//! watchdog pings and `/healthz` rest on it), the IMAP connection state, and counters kept in
-//! memory for `/metrics`.
+//! watchdog pings and `/healthz` rest on it), the IMAP connection state, whether intake can
+//! store mail (a full or read-only disk makes `/healthz` 503 but keeps the watchdog fed: the
+//! loop is alive and resumes by itself once the disk is fixed), and counters kept in memory
+//! for `/metrics`.
 //!
 //! Invariant: the intake thread calls [`Vitals::beat`] at least every [`BEAT_EVERY`] while it
 //! is alive — on every Maildir scan (200 ms), for every mail handled, and on a ticker while
@@ -8,6 +10,7 @@
 //! that stops answering mid-command) stops the beats, so the heartbeat goes stale.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::config::{Config, SourceKind};
@@ -30,6 +33,9 @@ pub struct Vitals {
     down_since_ms: AtomicI64,
     auto_close_runs: AtomicU64,
     auto_closed: AtomicU64,
+    /// Why the last attempt to store a mail failed; `None` once one succeeds.
+    storage_failure: Mutex<Option<String>>,
+    storage_failing: AtomicBool,
 }
 
 impl Vitals {
@@ -74,6 +80,8 @@ impl Vitals {
             down_since_ms: AtomicI64::new(now_ms),
             auto_close_runs: AtomicU64::new(0),
             auto_closed: AtomicU64::new(0),
+            storage_failure: Mutex::new(None),
+            storage_failing: AtomicBool::new(false),
         }
     }
 
@@ -135,6 +143,41 @@ impl Vitals {
                 self.stale_after_ms / 1000
             )
         })
+    }
+
+    /// Intake could not store a mail, for `reason` (it retries; the mail stays at its source).
+    pub fn storage_failed(&self, reason: &str) {
+        if let Ok(mut failure) = self.storage_failure.lock() {
+            *failure = Some(reason.to_string());
+        }
+        self.storage_failing.store(true, Ordering::Relaxed);
+    }
+
+    /// Intake stored a mail: any storage failure is over.
+    pub fn storage_ok(&self) {
+        if self.storage_failing.swap(false, Ordering::Relaxed) {
+            if let Ok(mut failure) = self.storage_failure.lock() {
+                *failure = None;
+            }
+        }
+    }
+
+    /// Why intake cannot store mail right now, if it cannot.
+    pub fn storage_problem(&self) -> Option<String> {
+        if !self.storage_failing.load(Ordering::Relaxed) {
+            return None;
+        }
+        let failure = self.storage_failure.lock().ok()?.clone()?;
+        Some(format!("intake: cannot store mail: {failure}"))
+    }
+
+    /// Everything `/healthz` reports: [`Vitals::intake_problem`] and
+    /// [`Vitals::storage_problem`].
+    pub fn health_problems(&self, now_ms: i64) -> Vec<String> {
+        self.intake_problem(now_ms)
+            .into_iter()
+            .chain(self.storage_problem())
+            .collect()
     }
 
     /// An auto-close sweep ran and resolved `closed` tickets.
@@ -211,6 +254,26 @@ mod tests {
             None,
             "a Maildir has no connection"
         );
+    }
+
+    #[test]
+    fn a_storage_failure_is_a_health_problem_until_a_mail_is_stored() {
+        let vitals =
+            Vitals::with_threshold("maildir:x".into(), false, Duration::from_secs(90), 1_000);
+        assert!(vitals.health_problems(2_000).is_empty());
+        vitals.storage_failed(
+            "the database /d/postdesk.db cannot be written: No space left on device",
+        );
+        let problems = vitals.health_problems(2_000);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("No space left on device"));
+        assert_eq!(
+            vitals.intake_problem(2_000),
+            None,
+            "the loop is alive: the watchdog stays fed, no restart"
+        );
+        vitals.storage_ok();
+        assert!(vitals.health_problems(2_000).is_empty());
     }
 
     #[test]

@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::mailstack::{
     append_dir, body_text, decoded_header, folder, mailbox, message_id_of, nonce, stack,
-    subject_has, wait_for, Stack,
+    subject_has, wait_for,
 };
+use common::robot::{outbox_to, robot_result, run_robot};
 use common::{mail, wait_until, Daemon, Scratch};
 
 static SUPPORT_MAILBOX: Mutex<()> = Mutex::new(());
@@ -310,7 +310,7 @@ fn dovecot_restarted_during_idle_is_survived_and_mail_sent_meanwhile_arrives() {
     let scratch = Scratch::with_config(&stack.imap_config("en"));
     let daemon = Daemon::start(&scratch);
     std::thread::sleep(Duration::from_secs(1));
-    restart_dovecot(&stack, || {
+    stack.restart_dovecot(|| {
         stack.send(
             "customer2@example.com",
             "support@example.com",
@@ -330,180 +330,6 @@ fn dovecot_restarted_during_idle_is_survived_and_mail_sent_meanwhile_arrives() {
     daemon.stop();
 }
 
-fn restart_dovecot(_stack: &Stack, during: impl FnOnce()) {
-    let pid_file = std::env::var("POSTDESK_DOVECOT_PID_FILE").expect("pid file");
-    let conf = std::env::var("POSTDESK_DOVECOT_CONF").expect("conf");
-    let pid = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .to_string();
-    assert!(std::process::Command::new("kill")
-        .arg(&pid)
-        .status()
-        .expect("kill")
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    {
-        assert!(Instant::now() < deadline, "dovecot did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    during();
-    std::thread::sleep(Duration::from_secs(1));
-    let status = std::process::Command::new("dovecot")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("start dovecot");
-    assert!(status.success(), "dovecot restarted");
-}
-
-#[test]
-fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
-    let Some(stack) = stack("imap_crash") else {
-        return;
-    };
-    let _turn = SUPPORT_MAILBOX.lock().unwrap_or_else(|p| p.into_inner());
-    const MAILS: usize = 300;
-    let run = nonce();
-    let dir = tempfile::tempdir().expect("dir");
-    for n in 0..MAILS {
-        // One address per mail (plus-addressing lands in customer2's INBOX), so the hourly
-        // limit on automatic replies per address does not apply.
-        let raw = mail(
-            &format!("customer2+{n}@example.com"),
-            &format!("Crash {run} #{n:03}"),
-            &format!("crash-{run}-{n}@c.example"),
-            "",
-            &format!("Mail number {n}."),
-        );
-        std::fs::write(dir.path().join(format!("{n:05}")), raw).expect("write");
-    }
-    append_dir("support@example.com", "INBOX", dir.path());
-    let scratch = Scratch::with_config(&stack.imap_config("en"));
-    let mut kills = 0;
-    let mut seed = run
-        .bytes()
-        .fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
-    while kills < 12 {
-        let daemon = Daemon::start(&scratch);
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        std::thread::sleep(Duration::from_millis(150 + (seed >> 33) % 600));
-        daemon.kill_hard();
-        kills += 1;
-    }
-    let daemon = Daemon::start(&scratch);
-    wait_until("every mail is a ticket", 120, || {
-        scratch.tickets().len() == MAILS
-    });
-    wait_until("INBOX is empty", 30, || {
-        mailbox("support@example.com").is_empty()
-    });
-    let count_copies = |address: &str, prefix: &str| -> (usize, usize) {
-        let received: Vec<String> = mailbox(address)
-            .iter()
-            .filter_map(|m| decoded_header(m, "Subject"))
-            .collect();
-        let mut missing = 0;
-        let mut doubled = 0;
-        for n in 0..MAILS {
-            let subject = format!("{prefix}Crash {run} #{n:03}");
-            let copies = received.iter().filter(|s| s.ends_with(&subject)).count();
-            missing += usize::from(copies == 0);
-            doubled += copies.saturating_sub(1);
-        }
-        (missing, doubled)
-    };
-    wait_until("every customer notification arrived", 120, || {
-        count_copies("customer2@example.com", "Ticket received: ").0 == 0
-    });
-    wait_until("every agent notification arrived", 120, || {
-        count_copies("agent1@example.com", "New ticket: ").0 == 0
-    });
-    std::thread::sleep(Duration::from_secs(2));
-    daemon.stop();
-    let (_, customer_doubles) = count_copies("customer2@example.com", "Ticket received: ");
-    let (_, agent_doubles) = count_copies("agent1@example.com", "New ticket: ");
-    let entries: usize = scratch
-        .tickets()
-        .iter()
-        .map(|t| {
-            scratch.json(&[
-                "tickets",
-                "show",
-                t["tracking_id"].as_str().unwrap_or(""),
-                "--json",
-            ])["messages"]
-                .as_array()
-                .map_or(0, Vec::len)
-        })
-        .sum();
-    println!("crash test: {MAILS} mails, {kills} kill -9s, {} tickets, {entries} thread entries, duplicate notifications: customer {customer_doubles}, agents {agent_doubles}", scratch.tickets().len());
-    assert_eq!(entries, MAILS, "exactly one thread entry per mail");
-    // A kill between the server's acceptance and marking the row sent can repeat that one mail
-    // (README: the outbox guarantee); more than one per kill would be a bug.
-    assert!(
-        customer_doubles + agent_doubles <= kills,
-        "{customer_doubles} + {agent_doubles} duplicates after {kills} kills"
-    );
-}
-
-/// What the scripted robot (tests/mailstack/robot.py) saw and did.
-struct RobotRun {
-    /// Unix times at which a mail from support@ reached the robot.
-    received: Vec<f64>,
-    sent: usize,
-    ended: f64,
-}
-
-fn run_robot(address: &str, seconds: u32, mode: &str) -> std::process::Child {
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/robot.py");
-    std::process::Command::new("python3")
-        .arg(script)
-        .arg(address)
-        .arg(seconds.to_string())
-        .arg(mode)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run robot.py")
-}
-
-fn robot_result(child: std::process::Child) -> RobotRun {
-    let output = child.wait_with_output().expect("robot.py");
-    assert!(output.status.success(), "robot.py failed");
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("robot JSON");
-    RobotRun {
-        received: value["received"]
-            .as_array()
-            .expect("received")
-            .iter()
-            .filter_map(|r| r["at"].as_f64())
-            .collect(),
-        sent: value["sent"].as_u64().expect("sent") as usize,
-        ended: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-    }
-}
-
-/// Counts of outbox rows to `address` by status, read from the daemon's database.
-fn outbox_to(scratch: &Scratch, address: &str, status: &str) -> i64 {
-    let db = rusqlite::Connection::open(scratch.path("var/postdesk.db")).expect("open db");
-    db.query_row(
-        "SELECT count(*) FROM outbox WHERE recipient_email = ?1 AND status = ?2 AND automatic = 1",
-        rusqlite::params![address, status],
-        |row| row.get(0),
-    )
-    .expect("count outbox")
-}
-
 #[test]
 fn a_robot_that_looks_human_is_answered_at_most_the_hourly_limit() {
     let Some(stack) = stack("imap_robot_loop") else {
@@ -518,7 +344,7 @@ fn a_robot_that_looks_human_is_answered_at_most_the_hourly_limit() {
     let daemon = Daemon::start(&scratch);
     std::thread::sleep(Duration::from_millis(800));
     let robot = format!("customer2+robot{}@example.com", nonce());
-    let child = run_robot(&robot, 25, "human");
+    let child = run_robot(&stack, &robot, 25, "human");
     std::thread::sleep(Duration::from_millis(500));
     // It starts with one ordinary request; every answer it gets makes it write a new one.
     stack.send(
@@ -573,7 +399,7 @@ fn a_help_desk_robot_with_auto_submitted_is_never_answered() {
     let daemon = Daemon::start(&scratch);
     std::thread::sleep(Duration::from_millis(800));
     let robot = format!("customer2+helpdesk{}@example.com", nonce());
-    let child = run_robot(&robot, 10, "autoreply");
+    let child = run_robot(&stack, &robot, 10, "autoreply");
     std::thread::sleep(Duration::from_millis(500));
     stack.send(
         &robot,

@@ -16,17 +16,26 @@ use postdesk::store::{OutboxSummary, Store};
 const T0: i64 = 1_800_000_000_000;
 const MINUTE: i64 = 60_000;
 
-/// Records what it was given; answers from a script first, then `Ok`.
+/// Records what it was given; answers from a script first, then `Ok`. With `lock_db` set,
+/// a send also takes the database's write lock with another connection and keeps it until
+/// `held` is cleared (the worker then cannot mark the mail sent).
 #[derive(Clone, Default)]
 struct Scripted {
     sent: Arc<Mutex<Vec<String>>>,
     script: Arc<Mutex<VecDeque<SendError>>>,
+    lock_db: Arc<Mutex<Option<std::path::PathBuf>>>,
+    held: Arc<Mutex<Option<rusqlite::Connection>>>,
 }
 
 impl MailTransport for Scripted {
     fn send(&self, message: &lettre::Message) -> Result<(), SendError> {
         if let Some(error) = self.script.lock().expect("lock").pop_front() {
             return Err(error);
+        }
+        if let Some(db) = self.lock_db.lock().expect("lock").take() {
+            let conn = rusqlite::Connection::open(db).expect("open");
+            conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+            *self.held.lock().expect("lock") = Some(conn);
         }
         let text = String::from_utf8_lossy(&message.formatted()).into_owned();
         self.sent.lock().expect("lock").push(text);
@@ -335,6 +344,62 @@ fn a_crash_between_send_and_mark_resends_only_that_mail_after_the_lease() {
         "sent rows are never sent again"
     );
     assert_eq!(rig.sent_count(), 2);
+}
+
+#[test]
+fn a_claim_held_by_a_killed_process_is_released_at_once_and_a_live_ones_is_not() {
+    use postdesk::outbound::lease::Owner;
+    let mut rig = Rig::new();
+    rig.deliver("customer1@example.com", "Printer", "p1@x", T0);
+    // Another worker process claims the first row: alive, then killed (kill -9).
+    let mut other = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn");
+    let owner = Owner::of_process(other.id()).expect("identity of a live process");
+    {
+        let store = Store::open(&rig.db).expect("store");
+        let due = store.due_outbox(T0, 1).expect("due");
+        let lease = T0 + postdesk::outbound::worker::CLAIM_LEASE.as_millis() as i64;
+        assert!(store
+            .claim_outbox_as(due[0].id, T0, lease, Some(&owner.encode()))
+            .expect("claim"));
+    }
+    let mut worker = rig.worker();
+    assert_eq!(
+        worker.send_due(T0 + 1000).expect("pass"),
+        1,
+        "the claim of a live process is respected: only the other row goes"
+    );
+    other.kill().expect("kill");
+    other.wait().expect("reap");
+    assert_eq!(
+        worker.send_due(T0 + 2000).expect("pass"),
+        1,
+        "its owner is dead: the claimed mail goes at once, not after the lease"
+    );
+    assert_eq!(worker.send_due(T0 + 60 * MINUTE).expect("pass"), 0);
+    assert_eq!(rig.sent_count(), 2, "each mail once");
+}
+
+#[test]
+fn a_delivered_mail_whose_mark_fails_is_marked_later_and_never_sent_again() {
+    let mut rig = Rig::new();
+    rig.deliver("customer1@example.com", "Printer", "p1@x", T0);
+    *rig.transport.lock_db.lock().expect("lock") = Some(rig.db.clone());
+    let mut worker = rig.worker();
+    let error = worker.send_due(T0).expect_err("the mark cannot be written");
+    assert!(format!("{error:#}").contains("not sent again"), "{error:#}");
+    assert_eq!(rig.sent_count(), 1, "the first mail went out");
+    rig.transport.held.lock().expect("lock").take();
+    // Long after the claim's lease: the delivered mail is marked, not sent again.
+    assert_eq!(worker.send_due(T0 + 10 * MINUTE).expect("pass"), 1);
+    assert_eq!(rig.sent_count(), 2, "each of the two mails once");
+    assert!(
+        rig.outbox().iter().all(|r| r.status == "sent"),
+        "{:?}",
+        rig.outbox()
+    );
 }
 
 #[test]

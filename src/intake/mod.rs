@@ -101,6 +101,25 @@ impl Intake {
         }
     }
 
+    /// What `error` means for the operator, naming the file and the operating system's
+    /// reason, e.g. "the database /var/lib/postdesk/postdesk.db cannot be written: No space
+    /// left on device (os error 28) (SQLite: database or disk is full)".
+    pub fn explain(&self, error: &IntakeError) -> String {
+        match error {
+            IntakeError::Disk(_) => error.to_string(),
+            IntakeError::Database(cause) => match self.store.path() {
+                None => error.to_string(),
+                Some(path) => match write_probe(path.parent().unwrap_or(Path::new("."))) {
+                    Err(os) => format!(
+                        "the database {} cannot be written: {os} (SQLite: {cause})",
+                        path.display()
+                    ),
+                    Ok(()) => format!("the database {}: {cause}", path.display()),
+                },
+            },
+        }
+    }
+
     /// The store (for reads after processing, e.g. in tests).
     pub fn store(&self) -> &Store {
         &self.store
@@ -415,6 +434,17 @@ impl Intake {
             Err(ApplyError::Database(error)) => Err(error.into()),
         }
     }
+}
+
+/// Writes and removes a small file in `dir`: the operating system's own reason when the
+/// database's directory cannot take writes (full, read-only), which SQLite's codes blur.
+fn write_probe(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let probe = dir.join(format!(".postdesk-write-probe.{}", std::process::id()));
+    let written = std::fs::File::create(&probe)
+        .and_then(|mut file| file.write_all(&[0u8; 4096]).and_then(|()| file.sync_all()));
+    let _ = std::fs::remove_file(&probe);
+    written
 }
 
 fn reason_of(decision: &Decision) -> Option<String> {

@@ -72,12 +72,17 @@ fn maildir_loop(
         match maildir::drain(maildir, intake, stop, now) {
             Ok(outcomes) => {
                 vitals.synced(crate::app::now_ms());
+                if !outcomes.is_empty() {
+                    vitals.storage_ok();
+                }
                 if outcomes.iter().any(|o| o.queued > 0) {
                     let _ = wake.send(());
                 }
             }
             Err(e) => {
-                error!(error = %e, "Intake failed; the mail stays in new/ and is retried in 5 s");
+                let problem = intake.explain(&e);
+                vitals.storage_failed(&problem);
+                error!(error = %problem, "Intake failed; the mail stays in new/ and is retried in 5 s");
                 sleep_unless_stopped(stop, Duration::from_secs(5));
             }
         }

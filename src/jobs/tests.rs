@@ -124,3 +124,51 @@ fn the_schedule_runs_the_sweep_at_start_up_and_when_it_fires() {
     assert!(scheduler.tick(at(T + 72 * H + 1_000)).ran.is_empty());
     assert_eq!(scheduler.tick(at(T + 72 * H + 10_000)).total.changed, 0);
 }
+
+#[test]
+fn the_jobs_thread_checkpoints_what_the_daemons_writers_leave_in_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_in(dir.path(), "0 0 3 * * *");
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let mut intake = app::intake_on(
+        app::open_daemon_store(&config).expect("store"),
+        &config,
+        secret,
+    );
+    let db = config.general.database.clone();
+    let db_bytes = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let mut scheduler = Scheduler::new(
+        registry(&config),
+        app::job_context(&config, secret).expect("context"),
+    );
+    scheduler.keep_wal_small(1 << 20);
+    let before = db_bytes();
+    let body = "the printer smokes again ".repeat(200);
+    for n in 0..300 {
+        intake
+            .process(
+                &mail(
+                    "olena@example.com",
+                    &format!("Printer {n}"),
+                    &format!("w{n}@x"),
+                    &body,
+                ),
+                "test",
+                T,
+            )
+            .expect("stored");
+    }
+    // The writer did not checkpoint: its pages are all in the log.
+    let wal = scheduler.store().wal_bytes();
+    assert!(wal > 1 << 20, "the log holds {wal} bytes");
+    assert_eq!(
+        db_bytes(),
+        before,
+        "nothing copied into the database file yet"
+    );
+    // Under the limit nothing happens; over it the pages are copied.
+    scheduler.keep_wal_small(wal);
+    assert_eq!(db_bytes(), before);
+    scheduler.keep_wal_small(1 << 20);
+    assert!(db_bytes() > before + (512 << 10), "the pages were copied");
+}

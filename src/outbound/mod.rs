@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod diagnose;
 pub mod guard;
+pub mod lease;
 pub mod message_id;
 pub mod render;
 pub mod smtp;

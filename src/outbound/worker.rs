@@ -3,8 +3,11 @@
 //!
 //! Guarantee: a row is claimed (`sending`, with a lease) before it is handed to the transport
 //! and marked `sent` right after. A crash between the two leaves that one row `sending`; it is
-//! sent again, with the same Message-ID, when the lease expires. No other row can be sent
-//! twice, even with several workers (the daemon and `deliver`) on one database.
+//! sent again, with the same Message-ID, when the lease expires, or at the next pass when the
+//! process that claimed it is provably dead (`outbound::lease`: a `kill -9` does not hold its
+//! mails back for the lease). No other row can be sent twice, even with several workers (the
+//! daemon and `deliver`) on one database. The mark is one statement right after the server's
+//! acceptance, so the window for such a repeat is one local SQLite commit.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use anyhow::Context;
 
 use crate::blobs::Blobs;
 use crate::outbound::compose::{compose, Envelope, Identity, OutgoingAttachment};
+use crate::outbound::lease::Owner;
 use crate::outbound::render::{MailContext, Renderer, REPLY_MARKER};
 use crate::signing::tracking_link;
 use crate::store::{OutboxItem, Store};
@@ -51,6 +55,12 @@ pub struct Worker {
     transport: Box<dyn MailTransport>,
     settings: WorkerSettings,
     blobs: Blobs,
+    /// This process, recorded on every claim (`None` where `/proc` cannot tell).
+    owner: Option<Owner>,
+    /// Rows the transport delivered whose `sent` mark could not be committed (disk full, a
+    /// database locked too long), with when they went. They are marked before anything else
+    /// is sent, and never sent again by this process.
+    unmarked: Vec<(i64, i64)>,
 }
 
 /// The delay before attempt `attempts + 1`: `first` doubling up to one hour, plus up to 20 %
@@ -78,6 +88,8 @@ impl Worker {
             transport,
             settings,
             blobs,
+            owner: Owner::current(),
+            unmarked: Vec::new(),
         }
     }
 
@@ -94,6 +106,8 @@ impl Worker {
         keep_going: impl Fn() -> bool,
     ) -> anyhow::Result<usize> {
         let mut sent = 0;
+        self.mark_unmarked()?;
+        self.release_dead_claims(now_ms)?;
         loop {
             let batch = self.store.due_outbox(now_ms, 50)?;
             if batch.is_empty() {
@@ -121,6 +135,34 @@ impl Worker {
         Ok(())
     }
 
+    /// Marks the delivered rows whose mark failed earlier; an error while any is left.
+    fn mark_unmarked(&mut self) -> anyhow::Result<()> {
+        while let Some(&(id, sent_at)) = self.unmarked.first() {
+            self.store
+                .mark_outbox_sent(id, sent_at)
+                .context("while marking a delivered mail sent (it is not sent again)")?;
+            self.unmarked.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Makes the mails claimed by dead processes due now (see `outbound::lease`).
+    fn release_dead_claims(&self, now_ms: i64) -> anyhow::Result<()> {
+        let Some(me) = &self.owner else {
+            return Ok(());
+        };
+        let released = self.store.release_dead_claims(now_ms, |owner| {
+            Owner::decode(owner).is_some_and(|o| o.is_dead(me))
+        })?;
+        if released > 0 {
+            info!(
+                mails = released,
+                "Mails claimed by a process that is gone are due again"
+            );
+        }
+        Ok(())
+    }
+
     fn send_one(&mut self, item: &OutboxItem, now_ms: i64) -> anyhow::Result<bool> {
         let message = match self.build(item) {
             Ok(message) => message,
@@ -131,13 +173,23 @@ impl Worker {
             }
         };
         let lease_until = now_ms + CLAIM_LEASE.as_millis() as i64;
-        if !self.store.claim_outbox(item.id, now_ms, lease_until)? {
+        let owner = self.owner.as_ref().map(Owner::encode);
+        if !self
+            .store
+            .claim_outbox_as(item.id, now_ms, lease_until, owner.as_deref())?
+        {
             return Ok(false);
         }
         let ticket = item.tracking_id.as_deref().unwrap_or("");
         match self.transport.send(&message) {
             Ok(()) => {
-                self.store.mark_outbox_sent(item.id, now_ms)?;
+                if let Err(error) = self.store.mark_outbox_sent(item.id, now_ms) {
+                    // Delivered: remember it, so that it is marked later and not sent again
+                    // when its lease runs out.
+                    self.unmarked.push((item.id, now_ms));
+                    return Err(error)
+                        .context("while marking a delivered mail sent (it is not sent again)");
+                }
                 info!(ticket = %ticket, message_id = %item.message_id, template = %item.template, "Mail sent");
                 Ok(true)
             }

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002-loop-safety.sql"),
     include_str!("../../migrations/003-imap-cursor.sql"),
     include_str!("../../migrations/004-outbox-subject.sql"),
+    include_str!("../../migrations/005-outbox-lease-owner.sql"),
 ];
 
 /// WAL pages after which a `deliver` commit checkpoints (SQLite's default is 1000, ~4 MB).
@@ -89,9 +90,9 @@ impl Store {
     /// Opens an existing database read-only (for the web page and reports).
     pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
+        let mut conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("while opening the database {} read-only", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_handler(Some(wait_for_lock))?;
         Ok(Store {
             conn,
             send_policy: SendPolicy::default(),
@@ -103,8 +104,8 @@ impl Store {
         Store::prepare(Connection::open_in_memory()?)
     }
 
-    fn prepare(conn: Connection) -> anyhow::Result<Store> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+    fn prepare(mut conn: Connection) -> anyhow::Result<Store> {
+        conn.busy_handler(Some(wait_for_lock))?;
         // WAL lets the web page read while intake writes; NORMAL is durable against process
         // crashes (the promise we test with kill -9), and an fsync per checkpoint suffices.
         enable_wal(&conn)?;
@@ -176,11 +177,84 @@ impl Store {
         Ok(())
     }
 
+    /// Copies what the write-ahead log holds into the database file, as far as readers
+    /// allow (`PRAGMA wal_checkpoint(PASSIVE)`: never waits, never blocks them). Returns the
+    /// pages copied.
+    pub fn checkpoint(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(2))
+    }
+
+    /// Sets after how many WAL pages a commit on this connection checkpoints by itself
+    /// (SQLite's default is 1000; 0 leaves checkpoints to [`Store::checkpoint`]).
+    pub fn set_autocheckpoint(&self, pages: u32) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)
+    }
+
+    /// Lets this connection cache up to `kib` KiB of database pages (SQLite's default is
+    /// 2,000 KiB). Memory is taken only as pages are used; see [`Store::release_memory`].
+    pub fn set_cache_size_kib(&self, kib: u32) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "cache_size", -i64::from(kib))
+    }
+
+    /// Gives back the memory this connection's page cache holds (`PRAGMA shrink_memory`).
+    pub fn release_memory(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("PRAGMA shrink_memory")
+    }
+
+    /// The size of the write-ahead log file in bytes (0 when there is none).
+    pub fn wal_bytes(&self) -> u64 {
+        self.path()
+            .map(|db| {
+                let mut wal = db.as_os_str().to_owned();
+                wal.push("-wal");
+                std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// The database file (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.conn.path().filter(|p| !p.is_empty()).map(Path::new)
+    }
+
     /// True when the database answers a trivial query (health checks).
     pub fn ping(&self) -> bool {
         self.conn
             .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
             .is_ok()
+    }
+}
+
+/// How long a connection waits for another one's write lock before giving up with
+/// `SQLITE_BUSY` (a transient error: the mail in hand stays where it is and is tried again).
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The busy handler of every connection: waits for the lock in steps of 100 µs for the first
+/// 2 ms, then of 1 ms, up to [`LOCK_WAIT`]. SQLite's own `busy_timeout` sleeps 1, 2, 5, 10, 15,
+/// 20, 25… ms, so a writer that missed the lock by microseconds (intake and the outbox worker
+/// take turns thousands of times a second under a backlog) slept milliseconds: a fifth of the
+/// intake's time went into those sleeps.
+fn wait_for_lock(attempt: i32) -> bool {
+    match lock_wait_step(attempt) {
+        Some(step) => {
+            std::thread::sleep(step);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The sleep before retry number `attempt` (from 0), or `None` to give up.
+fn lock_wait_step(attempt: i32) -> Option<Duration> {
+    const FINE: i32 = 20;
+    let coarse_steps = (LOCK_WAIT.as_millis() as i32).saturating_sub(2);
+    if attempt < FINE {
+        Some(Duration::from_micros(100))
+    } else if attempt < FINE + coarse_steps {
+        Some(Duration::from_millis(1))
+    } else {
+        None
     }
 }
 
@@ -242,6 +316,35 @@ mod tests {
         for opener in openers {
             assert_eq!(opener.join().expect("thread"), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_writer_waits_for_the_lock_and_gives_up_only_after_the_lock_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("postdesk.db");
+        let holder = Store::open(&path).expect("open");
+        let waiter = Store::open(&path).expect("open");
+        holder
+            .conn
+            .execute_batch("BEGIN IMMEDIATE; UPDATE imap_cursor SET last_uid = 0;")
+            .expect("hold the write lock");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            holder.conn.execute_batch("COMMIT").expect("commit");
+        });
+        // Blocks until the holder commits, then writes.
+        waiter
+            .set_imap_cursor("INBOX", 7, 42)
+            .expect("the waiting writer gets the lock");
+        release.join().expect("holder");
+        assert_eq!(waiter.imap_cursor("INBOX").expect("read"), Some((7, 42)));
+
+        // The schedule starts fine, adds up to the lock wait and then gives up.
+        assert_eq!(lock_wait_step(0), Some(Duration::from_micros(100)));
+        let steps: Vec<Duration> = (0..).map_while(lock_wait_step).take(100_000).collect();
+        assert!(steps.len() < 100_000, "the handler gives up");
+        let waited: Duration = steps.iter().sum();
+        assert_eq!(waited, LOCK_WAIT);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `next_attempt_at` after a transient failure, or to `failed`. Claiming sets `sending` with a
 //! lease (`next_attempt_at` in the near future) before the send, atomically, so two workers
 //! never send the same row; a crash between send and mark leaves only that row `sending`, and
-//! it is sent again once its lease expires.
+//! it is sent again once its lease expires, or at once when the claim's recorded owner
+//! process is provably dead ([`Store::release_dead_claims`]).
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -130,17 +131,18 @@ pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqli
         None => Some(format!("{:?} is not a valid address", row.recipient_email)),
     };
     if let (Some(reason), Some(ticket)) = (&suppressed, row.ticket_id) {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, 'system', 'suppressed', ?3)",
-            params![ticket, row.now, reason],
-        )?;
+        )?
+        .execute(params![ticket, row.now, reason])?;
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
                              language, automatic, message_id, in_reply_to, next_attempt_at, created_at,
                              status, last_error, subject)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
-        params![
+    )?
+    .execute(params![
             row.ticket_id,
             row.cause_message,
             row.template.as_str(),
@@ -154,8 +156,7 @@ pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqli
             if suppressed.is_some() { "suppressed" } else { "pending" },
             suppressed,
             row.subject
-        ],
-    )?;
+    ])?;
     Ok(())
 }
 
@@ -166,18 +167,15 @@ fn recipient_facts(
     now: i64,
 ) -> rusqlite::Result<RecipientFacts> {
     let hour_ago = now - 3_600_000;
-    let automatic_last_hour: i64 = conn.query_row(
-        "SELECT count(*) FROM outbox
-         WHERE automatic = 1 AND recipient_email = ?1 AND created_at > ?2 AND status <> 'suppressed'",
-        params![recipient.as_str(), hour_ago],
-        |row| row.get(0),
-    )?;
+    let automatic_last_hour: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM outbox
+             WHERE automatic = 1 AND recipient_email = ?1 AND created_at > ?2 AND status <> 'suppressed'",
+        )?
+        .query_row(params![recipient.as_str(), hour_ago], |row| row.get(0))?;
     let bounce_suppression = conn
-        .query_row(
-            "SELECT reason, until_at FROM suppressions WHERE address = ?1",
-            [recipient.as_str()],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT reason, until_at FROM suppressions WHERE address = ?1")?
+        .query_row([recipient.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     Ok(RecipientFacts {
         automatic_last_hour: u32::try_from(automatic_last_hour).unwrap_or(u32::MAX),
@@ -209,12 +207,53 @@ impl Store {
     /// worker (the daemon, or a `deliver` process) claimed it first. A claim left by a crash
     /// expires at `lease_until`, and the row is then sent again.
     pub fn claim_outbox(&self, id: i64, now: i64, lease_until: i64) -> rusqlite::Result<bool> {
+        self.claim_outbox_as(id, now, lease_until, None)
+    }
+
+    /// [`Store::claim_outbox`], recording the claiming process (`owner`, see
+    /// `outbound::lease`) so that the claim can be released as soon as that process is dead.
+    pub fn claim_outbox_as(
+        &self,
+        id: i64,
+        now: i64,
+        lease_until: i64,
+        owner: Option<&str>,
+    ) -> rusqlite::Result<bool> {
         let changed = self.conn.execute(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?3
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?3,
+                               lease_owner = ?4
              WHERE id = ?1 AND status IN ('pending', 'sending') AND next_attempt_at <= ?2",
-            params![id, now, lease_until],
+            params![id, now, lease_until, owner],
         )?;
         Ok(changed == 1)
+    }
+
+    /// Makes the rows claimed by owners that `is_dead` says are gone due again, in their
+    /// place in the queue (due as when they were queued, so they go before newer mail); they
+    /// stay `sending` until claimed anew. Returns how many. Used at the start of every worker
+    /// pass, so a killed process's claims do not wait for their lease.
+    pub fn release_dead_claims(
+        &self,
+        now: i64,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> rusqlite::Result<usize> {
+        let owners: Vec<String> = {
+            let mut statement = self.conn.prepare_cached(
+                "SELECT DISTINCT lease_owner FROM outbox
+                 WHERE status = 'sending' AND next_attempt_at > ?1 AND lease_owner IS NOT NULL",
+            )?;
+            let rows = statement.query_map([now], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut released = 0;
+        for owner in owners.iter().filter(|o| is_dead(o)) {
+            released += self.conn.execute(
+                "UPDATE outbox SET next_attempt_at = min(created_at, ?2)
+                 WHERE status = 'sending' AND lease_owner = ?1 AND next_attempt_at > ?2",
+                params![owner, now],
+            )?;
+        }
+        Ok(released)
     }
 
     /// Marks a row delivered.

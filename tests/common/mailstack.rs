@@ -1,9 +1,10 @@
 //! Access to the loopback mail stack (tests/mailstack/start.sh) for end-to-end tests: its
-//! ports from the environment, a config that sends through it, and reading a test user's
-//! real mailbox over IMAP.
+//! ports from the environment (the suite's shared stack) or a private stack a test starts and
+//! stops itself ([`start_private`], for tests that stop or restart the servers), a config
+//! that sends through it, and reading a test user's real mailbox over IMAP.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The running stack, as `start.sh` exported it.
@@ -11,6 +12,13 @@ pub struct Stack {
     pub smtp_port: u16,
     pub imap_port: u16,
     pub ca_cert: PathBuf,
+    /// The `POSTDESK_*` variables of a private stack, given to the helper scripts; empty for
+    /// the shared stack (the scripts then read the test process's environment).
+    pub env: Vec<(String, String)>,
+}
+
+fn required() -> bool {
+    std::env::var("POSTDESK_REQUIRE_MAILSTACK").is_ok_and(|v| v == "1")
 }
 
 /// The stack, or `None` (the test then returns early) when it is not running. With
@@ -23,11 +31,11 @@ pub fn stack(test: &str) -> Option<Stack> {
             smtp_port,
             imap_port,
             ca_cert,
+            env: Vec::new(),
         }),
         _ => {
-            let required = std::env::var("POSTDESK_REQUIRE_MAILSTACK").is_ok_and(|v| v == "1");
             assert!(
-                !required,
+                !required(),
                 "{test}: the mail stack is not running (start it with tests/mailstack/start.sh)"
             );
             eprintln!("SKIPPED {test}: no mail stack (run the suite with tests/run-all.sh)");
@@ -102,21 +110,54 @@ impl Stack {
     }
 }
 
-/// APPENDs every file of `dir` to `address`'s `folder`.
-pub fn append_dir(address: &str, folder: &str, dir: &std::path::Path) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/append.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(address)
-        .arg(folder)
-        .arg(dir)
+fn script(name: &str) -> Command {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mailstack")
+        .join(name);
+    let mut command = Command::new("python3");
+    command.arg(path);
+    command
+}
+
+fn run_ok(mut command: Command, what: &str) -> Vec<u8> {
+    let output = command
         .output()
-        .expect("run append.py");
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
     assert!(
         output.status.success(),
-        "append.py failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    output.stdout
+}
+
+fn append_with(env: &[(String, String)], address: &str, folder: &str, dir: &Path) {
+    let mut command = script("append.py");
+    command
+        .args([address, folder])
+        .arg(dir)
+        .envs(env.iter().cloned());
+    run_ok(command, "append.py");
+}
+
+/// `fetch.py` output: every message (or with `headers`, only its header block) of a folder.
+fn fetch_with(env: &[(String, String)], address: &str, name: &str, headers: bool) -> Vec<String> {
+    let mut command = script("fetch.py");
+    command.args([address, name]).envs(env.iter().cloned());
+    if headers {
+        command.arg("headers");
+    }
+    let stdout = run_ok(command, "fetch.py");
+    let messages: Vec<serde_json::Value> = serde_json::from_slice(&stdout).expect("fetch.py JSON");
+    messages
+        .into_iter()
+        .filter_map(|m| m["raw"].as_str().map(|s| s.replace("\r\n", "\n")))
+        .collect()
+}
+
+/// APPENDs every file of `dir` to `address`'s `folder`.
+pub fn append_dir(address: &str, folder: &str, dir: &std::path::Path) {
+    append_with(&[], address, folder, dir);
 }
 
 /// Every message in `address`'s INBOX, raw.
@@ -126,24 +167,168 @@ pub fn mailbox(address: &str) -> Vec<String> {
 
 /// Every message in one of `address`'s folders, raw (empty when the folder does not exist).
 pub fn folder(address: &str, name: &str) -> Vec<String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/fetch.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(address)
-        .arg(name)
-        .output()
-        .expect("run fetch.py");
-    assert!(
-        output.status.success(),
-        "fetch.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let messages: Vec<serde_json::Value> =
-        serde_json::from_slice(&output.stdout).expect("fetch.py JSON");
-    messages
-        .into_iter()
-        .filter_map(|m| m["raw"].as_str().map(|s| s.replace("\r\n", "\n")))
-        .collect()
+    fetch_with(&[], address, name, false)
+}
+
+impl Stack {
+    /// APPENDs every file of `dir` to `address`'s `folder` on this stack.
+    pub fn append_dir(&self, address: &str, folder: &str, dir: &Path) {
+        append_with(&self.env, address, folder, dir);
+    }
+
+    /// Every message in one of `address`'s folders on this stack, raw.
+    pub fn folder(&self, address: &str, name: &str) -> Vec<String> {
+        fetch_with(&self.env, address, name, false)
+    }
+
+    /// The header blocks of every message in one of `address`'s folders on this stack (one
+    /// round trip, for counting thousands of mails).
+    pub fn headers(&self, address: &str, name: &str) -> Vec<String> {
+        fetch_with(&self.env, address, name, true)
+    }
+
+    /// A variable of this stack's `start.sh` output (private) or of the environment (shared).
+    pub fn var(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .or_else(|| std::env::var(name).ok())
+            .unwrap_or_else(|| panic!("{name} is not set"))
+    }
+
+    /// Stops Dovecot, runs `during`, and starts it again with the same config. The whole
+    /// process group of its master goes (the master alone would leave the running `imap`
+    /// processes serving their connections), so every IMAP connection is dropped.
+    pub fn restart_dovecot(&self, during: impl FnOnce()) {
+        let pid_file = self.var("POSTDESK_DOVECOT_PID_FILE");
+        let pid = std::fs::read_to_string(&pid_file)
+            .expect("dovecot pid")
+            .trim()
+            .to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pid}")])
+            .status()
+            .expect("kill")
+            .success());
+        let group_alive = || {
+            let ps = Command::new("ps")
+                .args(["-e", "-o", "pgid=,stat="])
+                .output()
+                .expect("ps");
+            String::from_utf8_lossy(&ps.stdout).lines().any(|line| {
+                let mut fields = line.split_whitespace();
+                fields.next() == Some(pid.as_str())
+                    && !fields.next().unwrap_or("Z").starts_with('Z')
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group_alive() {
+            assert!(Instant::now() < deadline, "dovecot did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        during();
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(self.var("POSTDESK_DOVECOT_CONF"))
+            .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("start dovecot");
+        assert!(status.success(), "dovecot restarted");
+    }
+
+    /// Stops (`false`) or starts (`true`) this stack's Postfix.
+    pub fn postfix(&self, start: bool) {
+        let status = Command::new("postfix")
+            .arg("-c")
+            .arg(self.var("POSTDESK_POSTFIX_CONFIG_DIR"))
+            .arg(if start { "start" } else { "stop" })
+            .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run postfix");
+        assert!(
+            status.success(),
+            "postfix {}",
+            if start { "start" } else { "stop" }
+        );
+    }
+}
+
+/// A mail stack of one test's own (`tests/mailstack/start.sh DIR`), stopped when dropped.
+pub struct PrivateStack {
+    pub stack: Stack,
+    pub dir: PathBuf,
+}
+
+impl std::ops::Deref for PrivateStack {
+    type Target = Stack;
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
+}
+
+impl Drop for PrivateStack {
+    fn drop(&mut self) {
+        stop_private(&self.dir);
+    }
+}
+
+fn stop_private(dir: &Path) {
+    let stop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/stop.sh");
+    let _ = Command::new(stop)
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Starts a private stack in `/tmp/pdms-NAME` (NAME short: unix socket paths are limited).
+/// `None` (the test returns early, saying it was skipped) when it cannot start; with
+/// `POSTDESK_REQUIRE_MAILSTACK=1` (CI) that fails the test instead.
+pub fn start_private(name: &str) -> Option<PrivateStack> {
+    let dir = PathBuf::from(format!("/tmp/pdms-{name}-{}", std::process::id()));
+    // A stack left by a killed earlier run of this test: stop it first.
+    stop_private(&dir);
+    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/start.sh");
+    let output = Command::new(start).arg(&dir).stdin(Stdio::null()).output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                !required(),
+                "{name}: the private mail stack did not start (tests/mailstack/start.sh): {why}"
+            );
+            eprintln!("SKIPPED {name}: the private mail stack did not start: {why}");
+            stop_private(&dir);
+            return None;
+        }
+    };
+    let env: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches(['\'', '"']).to_string()))
+        .collect();
+    let get = |key: &str| {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("start.sh printed no {key}"))
+    };
+    let stack = Stack {
+        smtp_port: get("POSTDESK_SMTP_PORT").parse().expect("smtp port"),
+        imap_port: get("POSTDESK_IMAP_PORT").parse().expect("imap port"),
+        ca_cert: PathBuf::from(get("POSTDESK_CA_CERT")),
+        env,
+    };
+    Some(PrivateStack { stack, dir })
 }
 
 /// Waits (up to 20 s) until `address` has a message matching `wanted`, and returns it.

@@ -5,6 +5,9 @@
 
 pub mod hostile;
 pub mod mailstack;
+pub mod proxy;
+pub mod robot;
+pub mod tmpfs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ Usage: robot.py ADDRESS SECONDS MODE
                   like a person, the worst case for loop protection);
            autoreply: answers like a help desk, with `Auto-Submitted: auto-replied`.
 It polls every 200 ms for SECONDS and prints JSON: {"received": [{"at": unix time,
-"subject": ...}], "sent": N}.
+"subject": ..., "message_id": ...}], "sent": N}.
 """
 import email
 import email.utils
@@ -47,7 +47,11 @@ def main() -> int:
             _, parts = imap.uid("FETCH", uid, "(BODY.PEEK[HEADER])")
             raw = next(p[1] for p in parts if isinstance(p, tuple))
             head = email.message_from_bytes(raw)
-            received.append({"at": time.time(), "subject": str(head.get("Subject", ""))})
+            received.append({
+                "at": time.time(),
+                "subject": str(head.get("Subject", "")),
+                "message_id": str(head.get("Message-ID", "")).strip(),
+            })
             sent += 1
             if mode == "human":
                 subject = f"Question number {sent} from {address}"

@@ -170,6 +170,11 @@ pub async fn connect(endpoint: &Endpoint) -> Result<ImapSession, ConnectError> {
             address: address.clone(),
             source,
         })?;
+    // IMAP is request/response with small commands: without TCP_NODELAY a command written
+    // in two pieces (TLS record + literal) waits for the server's delayed ACK (40 ms).
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %error, "TCP_NODELAY not set on the IMAP connection");
+    }
     let client = match endpoint.tls {
         TlsMode::Implicit => {
             let tls = tls_wrap(endpoint, Box::new(tcp)).await?;

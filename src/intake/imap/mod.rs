@@ -7,6 +7,10 @@
 //! Mail is fetched in batches (at most `BATCH_COUNT` mails or `BATCH_BYTES`); each mail is
 //! committed on its own, and the batch's committed mails leave with one `UID MOVE` per folder.
 //!
+//! A failure to store a mail (a full or read-only disk) is logged with the file and the
+//! reason, makes `/healthz` answer 503, and is retried every [`STORE_RETRY`] until it goes
+//! away; no restart is needed.
+//!
 //! Invariants: a mail leaves the mailbox only after its outcome is committed; a crash between
 //! the commit and the move re-fetches the mail, and the dedupe record turns it into a no-op
 //! that is then moved. The cursor (UIDVALIDITY, last UID) only saves work: correctness rests on
@@ -26,7 +30,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use self::connect::{connect, ConnectError, Endpoint, ImapSession};
 use super::{Intake, IntakeError};
@@ -38,6 +42,8 @@ const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// At most this many mails are fetched in one round trip.
 const BATCH_COUNT: usize = 100;
+/// After a failure to store a mail (disk full, read-only), intake tries again this soon.
+pub const STORE_RETRY: Duration = Duration::from_secs(5);
 
 /// What the IMAP source does.
 #[derive(Debug, Clone)]
@@ -77,6 +83,7 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_secs(1);
     let mut last_problem: Option<String> = None;
+    let mut last_storage: Option<String> = None;
     while !*stop.borrow() {
         let result = session(
             &settings,
@@ -91,6 +98,23 @@ pub async fn run(
         vitals.set_connected(false);
         match result {
             Ok(()) => break,
+            Err(SessionError::Intake(error)) => {
+                // The server is fine; our disk or database is not. The mail stays in the
+                // mailbox; try again soon, without the growing network backoff.
+                let problem = intake.explain(&error);
+                if vitals.storage_problem().is_none() || last_storage.as_deref() != Some(&problem) {
+                    error!(error = %problem, retry_in_s = STORE_RETRY.as_secs(), "Cannot store mail; it stays in the mailbox and intake retries");
+                    last_storage = Some(problem.clone());
+                }
+                vitals.storage_failed(&problem);
+                let wait = async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(STORE_RETRY) => {}
+                        _ = stop.changed() => {}
+                    }
+                };
+                beating(wait, vitals).await;
+            }
             Err(error) => {
                 let problem = error.to_string();
                 // Log each new problem once, not every retry.
@@ -276,6 +300,7 @@ async fn catch_up(
                 vitals.beat(now);
                 match intake.process(&raw, "imap", now) {
                     Ok(outcome) => {
+                        vitals.storage_ok();
                         queued |= outcome.queued > 0;
                         if outcome.outcome == "quarantined" {
                             failed.push(uid);
