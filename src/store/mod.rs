@@ -38,7 +38,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// WAL pages after which a `deliver` commit checkpoints (SQLite's default is 1000, ~4 MB).
-const ONE_MAIL_WAL_PAGES: i64 = 128;
+const ONE_MAIL_WAL_PAGES: u32 = 128;
 
 /// A connection to the postdesk database.
 pub struct Store {
@@ -81,8 +81,7 @@ impl Store {
         // The first connection of each process reads the whole WAL to rebuild its index:
         // keep it short (a checkpoint every few mails instead of every ~50).
         store
-            .conn
-            .pragma_update(None, "wal_autocheckpoint", ONE_MAIL_WAL_PAGES)
+            .set_autocheckpoint(ONE_MAIL_WAL_PAGES)
             .context("while setting the WAL size")?;
         Ok(store)
     }
