@@ -53,9 +53,22 @@ impl Smtp {
 
     /// Sends one mail; the instant the server accepted it.
     pub fn send(&mut self, from: &str, to: &str, raw: &str) -> Instant {
-        self.write(&format!("MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n"));
+        self.send_to(from, &[to], raw)
+    }
+
+    /// Sends one mail to several recipients in one transaction (Postfix hands them to
+    /// Dovecot together); the instant the server accepted it.
+    pub fn send_to(&mut self, from: &str, to: &[&str], raw: &str) -> Instant {
+        let mut envelope = format!("MAIL FROM:<{from}>\r\n");
+        for rcpt in to {
+            envelope.push_str(&format!("RCPT TO:<{rcpt}>\r\n"));
+        }
+        envelope.push_str("DATA\r\n");
+        self.write(&envelope);
         self.expect("250");
-        self.expect("250");
+        for _ in to {
+            self.expect("250");
+        }
         self.expect("354");
         let body = postdesk::outbound::smtp::dot_stuffed(raw.as_bytes());
         self.out.write_all(&body).expect("SMTP write");

@@ -37,6 +37,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/005-outbox-lease-owner.sql"),
 ];
 
+/// WAL pages after which a `deliver` commit checkpoints (SQLite's default is 1000, ~4 MB).
+const ONE_MAIL_WAL_PAGES: u32 = 128;
+
 /// A connection to the postdesk database.
 pub struct Store {
     conn: Connection,
@@ -75,6 +78,11 @@ impl Store {
             .conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .context("while keeping the WAL at close")?;
+        // The first connection of each process reads the whole WAL to rebuild its index:
+        // keep it short (a checkpoint every few mails instead of every ~50).
+        store
+            .set_autocheckpoint(ONE_MAIL_WAL_PAGES)
+            .context("while setting the WAL size")?;
         Ok(store)
     }
 
