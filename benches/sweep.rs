@@ -107,6 +107,10 @@ fn main() -> anyhow::Result<()> {
         let config = postdesk::config::load(&config_path, Vec::new())?;
         let secret = postdesk::secret::load_or_create(&config.general.secret_file)?;
         let mut context = postdesk::app::job_context(&config, &secret)?;
+        // `PD_MMAP=bytes`: read the database through a memory map (an experiment).
+        if let Some(bytes) = std::env::var("PD_MMAP").ok().and_then(|b| b.parse().ok()) {
+            context.store.set_mmap_size(bytes)?;
+        }
 
         // The copy's pages reach the disk first, so the sweep does not wait for them.
         std::fs::File::open(&generated.db)?.sync_all()?;
