@@ -196,6 +196,13 @@ impl Store {
         self.conn.pragma_update(None, "cache_size", -i64::from(kib))
     }
 
+    /// Lets this connection read up to `bytes` of the database file through a memory map
+    /// instead of `read` calls (`PRAGMA mmap_size`; 0 turns it off and unmaps).
+    pub fn set_mmap_size(&self, bytes: u64) -> rusqlite::Result<()> {
+        self.conn
+            .pragma_update(None, "mmap_size", i64::try_from(bytes).unwrap_or(i64::MAX))
+    }
+
     /// Gives back the memory this connection's page cache holds (`PRAGMA shrink_memory`).
     pub fn release_memory(&self) -> rusqlite::Result<()> {
         self.conn.execute_batch("PRAGMA shrink_memory")
