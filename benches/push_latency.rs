@@ -1,65 +1,41 @@
-//! Push latency on the loopback mail stack: how long from the SMTP server accepting a
-//! customer's mail until (a) postdesk committed the ticket and (b) `ticket_received` is in the
-//! customer's IMAP mailbox; and the floor, SMTP accept → `EXISTS` seen by a minimal IDLE
-//! client on the same stack (Dovecot batches its change notifications).
+//! Push latency on a loopback mail stack the bench starts itself (and stops): customer mails
+//! sent through SMTP one at a time; for each, the time from Postfix's `250` to
+//! (a) the ticket committed in postdesk's database and (b) `ticket_received` in the customer's
+//! IMAP INBOX. Beside them the floor of each path:
 //!
-//! Needs a running stack (`eval "$(tests/mailstack/start.sh)"`), nothing else reading
-//! `support@` meanwhile, and runs only under `cargo bench --bench push_latency` (plain `cargo
-//! test --all-targets` just prints a note). The daemon is the binary cargo built for the bench
-//! (release settings), or `PD_BIN=/path/to/postdesk`. `PD_SAMPLES` sets the count (50).
+//! - `idle`: the daemon reading `support@` over IMAP IDLE; floor: SMTP `250` → `EXISTS` seen
+//!   by a minimal IDLE client on the same stack (Dovecot batches notifications, ~0.5 s).
+//! - `pipe`: `postdesk deliver` as Postfix's pipe(8) transport for `desk@` (no IDLE); floor:
+//!   SMTP `250` → a trivial pipe command (`touch`) has run.
+//!
+//! Floor samples are interleaved with postdesk's, so both see the same machine load.
+//!
+//! Run: `cargo bench --locked --bench push_latency` as root (the stack needs it).
+//! `PD_MODE=idle|pipe|both` (both), `PD_SAMPLES` (200), `PD_BIN` (the `postdesk` cargo built
+//! for the bench, release settings). Under `cargo test --all-targets` it only prints a note.
+
+#[path = "push_latency/measure.rs"]
+mod measure;
+mod stack;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use async_imap::extensions::idle::IdleResponse;
 use async_imap::Session;
 use tokio::net::TcpStream;
 
+use measure::{customer_mail, ms, print_table, ticket_count, time_until, Smtp, Stats};
+use stack::Stack;
+
 type Imap = Session<TcpStream>;
 
-struct Env {
-    smtp_port: u16,
-    imap_port: u16,
-    ca: PathBuf,
-}
+const CUSTOMER: &str = "customer1@example.com";
+const POLL: Duration = Duration::from_millis(2);
 
-fn env() -> Result<Env, String> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let port = |name: &str| -> Result<u16, String> {
-        var(name)?
-            .parse()
-            .map_err(|_| format!("{name} is not a port"))
-    };
-    Ok(Env {
-        smtp_port: port("POSTDESK_SMTP_PORT")?,
-        imap_port: port("POSTDESK_IMAP_PORT")?,
-        ca: PathBuf::from(var("POSTDESK_CA_CERT")?),
-    })
-}
-
-fn send(env: &Env, from: &str, to: &str, subject: &str, n: usize) {
-    use lettre::Transport;
-    let raw = format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <bench-{n}-{}@c.example>\r\n\
-         Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nLatency sample {n}.\r\n",
-        std::process::id()
-    );
-    let transport = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(env.smtp_port)
-        .build();
-    let envelope = lettre::address::Envelope::new(
-        Some(from.parse().expect("from")),
-        vec![to.parse().expect("to")],
-    )
-    .expect("envelope");
-    transport
-        .send_raw(&envelope, raw.as_bytes())
-        .expect("SMTP accepted the mail");
-}
-
-async fn login(env: &Env, user: &str) -> Imap {
-    let tcp = TcpStream::connect(("127.0.0.1", env.imap_port))
+async fn login(port: u16, user: &str) -> Imap {
+    let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect IMAP");
     let mut client = async_imap::Client::new(tcp);
@@ -72,42 +48,11 @@ async fn login(env: &Env, user: &str) -> Imap {
         .expect("IMAP login")
 }
 
-async fn exists(session: &mut Imap) -> u32 {
-    session.examine("INBOX").await.expect("EXAMINE").exists
-}
-
-struct Stats {
-    name: &'static str,
-    samples: Vec<f64>,
-}
-
-impl Stats {
-    fn print(&mut self) {
-        self.samples.sort_by(f64::total_cmp);
-        let n = self.samples.len();
-        if n == 0 {
-            println!("{:<50} no samples", self.name);
-            return;
-        }
-        let median = if n % 2 == 0 {
-            (self.samples[n / 2 - 1] + self.samples[n / 2]) / 2.0
-        } else {
-            self.samples[n / 2]
-        };
-        let p95 = self.samples[(n * 95).div_ceil(100) - 1];
-        println!(
-            "{:<50} n={n:<3} min {:>4.0} ms  median {:>4.0} ms  p95 {:>4.0} ms  max {:>4.0} ms",
-            self.name,
-            self.samples[0],
-            median,
-            p95,
-            self.samples[n - 1]
-        );
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// Mails in `session`'s user's INBOX (STATUS: Dovecot looks at the maildir each time).
+fn inbox_count(rt: &tokio::runtime::Runtime, session: &mut Imap) -> u32 {
+    rt.block_on(session.status("INBOX", "(MESSAGES)"))
+        .expect("STATUS")
+        .exists
 }
 
 struct Daemon(Child);
@@ -122,25 +67,17 @@ impl Drop for Daemon {
     }
 }
 
-fn config(env: &Env) -> String {
+/// The config both modes use; `source` is the `[source]` table.
+fn config(stack: &Stack, support: &str, source: &str) -> String {
     format!(
         r#"[general]
 data_dir = "var"
 base_url = "http://127.0.0.1:8080"
 language = "en"
-support_address = "support@example.com"
+support_address = "{support}"
 support_name = "Example Support"
 
-[source]
-kind = "imap"
-host = "127.0.0.1"
-port = {imap}
-tls = "starttls"
-ca_file = "{ca}"
-username = "support@example.com"
-password = "secret-support"
-processed_mailbox = "Processed"
-failed_mailbox = "Failed"
+{source}
 
 [smtp]
 kind = "smtp"
@@ -154,52 +91,55 @@ retry_delay = "500ms"
 [tickets]
 auto_reply_limit_per_hour = 100000
 
+[web]
+bind = "127.0.0.1:0"
+
 [[agents]]
 email = "agent1@example.com"
 name = "Anna Agent"
 "#,
-        imap = env.imap_port,
-        smtp = env.smtp_port,
-        ca = env.ca.display()
+        smtp = stack.smtp_port,
+        ca = stack.ca.display(),
     )
 }
 
-fn ticket_count(db: &Path) -> i64 {
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0)))
-        .unwrap_or(0)
+/// One customer mail to `to`: (a) until the ticket count grows, (b) until the customer's
+/// INBOX does.
+fn sample(
+    rt: &tokio::runtime::Runtime,
+    smtp: &mut Smtp,
+    inbox: &mut Imap,
+    db: &Path,
+    to: &str,
+    id: &str,
+) -> (Option<f64>, Option<f64>) {
+    let (tickets, mails) = (ticket_count(db), inbox_count(rt, inbox));
+    let accepted = smtp.send(CUSTOMER, to, &customer_mail(CUSTOMER, to, id, id));
+    let committed = time_until(accepted, POLL, || ticket_count(db) > tickets);
+    let delivered = time_until(accepted, Duration::from_millis(5), || {
+        inbox_count(rt, inbox) > mails
+    });
+    (committed, delivered)
 }
 
-fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("push_latency: a measurement, not a test; run `cargo bench --bench push_latency` with the mail stack up");
-        return;
-    }
-    let env = match env() {
-        Ok(env) => env,
-        Err(e) => {
-            eprintln!(
-                "push_latency: {e}; start the stack first: eval \"$(tests/mailstack/start.sh)\""
-            );
-            std::process::exit(2);
-        }
-    };
-    let samples: usize = std::env::var("PD_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
-    let bin = std::env::var_os("PD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("config.toml"), config(&env)).expect("config");
-    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
-    let daemon = Daemon(
-        Command::new(&bin)
+fn idle_mode(root: &Path, bin: &Path, samples: usize) {
+    let stack = Stack::start(&root.join("i"), &[]).unwrap_or_else(|e| fail(&e));
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = format!(
+        "[source]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\n\
+         ca_file = \"{}\"\nusername = \"support@example.com\"\npassword = \"secret-support\"\n\
+         processed_mailbox = \"Processed\"\nfailed_mailbox = \"Failed\"",
+        stack.imap_port,
+        stack.ca.display()
+    );
+    let config_path = work.path().join("config.toml");
+    std::fs::write(&config_path, config(&stack, "support@example.com", &source)).expect("config");
+    let log = std::fs::File::create(work.path().join("daemon.log")).expect("log");
+    let _daemon = Daemon(
+        Command::new(bin)
             .arg("run")
             .arg("--config")
-            .arg(dir.path().join("config.toml"))
+            .arg(&config_path)
             .env_remove("POSTDESK_CONFIG")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -207,112 +147,211 @@ fn main() {
             .spawn()
             .expect("start postdesk"),
     );
-    let db = dir.path().join("var/postdesk.db");
-    println!(
-        "push_latency: {} samples, daemon {}",
-        samples,
-        bin.display()
+    let db = work.path().join("var/postdesk.db");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let imap_port = stack.imap_port;
+    let mut smtp = Smtp::connect(stack.smtp_port);
+    let mut inbox = rt.block_on(login(imap_port, CUSTOMER));
+    let mut floor_session = rt.block_on(login(imap_port, "customer2@example.com"));
+    rt.block_on(floor_session.select("INBOX")).expect("SELECT");
+
+    // Warm-up: the daemon is logged in and idling once a first mail became a ticket.
+    let (warm, _) = sample(
+        &rt,
+        &mut smtp,
+        &mut inbox,
+        &db,
+        "support@example.com",
+        "warm-i",
     );
-
-    // Let the daemon log in, drain anything old and settle in IDLE.
-    std::thread::sleep(Duration::from_secs(3));
-    let customer = "customer1@example.com";
-    let mut inbox = rt.block_on(login(&env, customer));
-    let mut committed = Stats {
-        name: "SMTP accept -> ticket committed",
-        samples: Vec::new(),
-    };
-    let mut delivered = Stats {
-        name: "SMTP accept -> ticket_received in customer INBOX",
-        samples: Vec::new(),
-    };
-    for n in 0..samples {
-        let tickets_before = ticket_count(&db);
-        let mail_before = rt.block_on(exists(&mut inbox));
-        send(
-            &env,
-            "customer1+bench@example.com",
-            "support@example.com",
-            &format!("Latency {n}"),
-            n,
-        );
-        let accepted = Instant::now();
-        let deadline = accepted + Duration::from_secs(30);
-        let (mut ticket_at, mut mail_at) = (None, None);
-        while ticket_at.is_none() || mail_at.is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "sample {n}: no answer within 30 s"
-            );
-            if ticket_at.is_none() && ticket_count(&db) > tickets_before {
-                ticket_at = Some(accepted.elapsed());
-            }
-            if mail_at.is_none() && rt.block_on(exists(&mut inbox)) > mail_before {
-                mail_at = Some(accepted.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        committed.samples.push(ticket_at.map_or(0.0, ms));
-        delivered.samples.push(mail_at.map_or(0.0, ms));
-        std::thread::sleep(Duration::from_millis(200));
+    if warm.is_none() {
+        fail("the daemon made no ticket of the warm-up mail within 30 s (see its log)");
     }
-    drop(daemon);
 
-    // The floor: a minimal IDLE client on customer2's INBOX.
-    let mut floor = Stats {
-        name: "SMTP accept -> IDLE EXISTS (minimal client)",
-        samples: Vec::new(),
-    };
-    let mut session = rt.block_on(login(&env, "customer2@example.com"));
-    rt.block_on(session.select("INBOX")).expect("SELECT");
+    let mut committed = Stats::new("(a) SMTP 250 -> ticket committed (daemon, IDLE)");
+    let mut delivered = Stats::new("(b) SMTP 250 -> ticket_received in customer INBOX");
+    let mut floor = Stats::new("floor: SMTP 250 -> IDLE EXISTS (minimal client)");
     for n in 0..samples {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut idle = session.idle();
+        let id = format!("idle-{n}-{}", std::process::id());
+        let (a, b) = sample(&rt, &mut smtp, &mut inbox, &db, "support@example.com", &id);
+        committed.add(a);
+        delivered.add(b);
+
+        let mut idle = floor_session.idle();
         rt.block_on(idle.init()).expect("IDLE");
-        let smtp_port = env.smtp_port;
-        std::thread::spawn(move || {
-            let env = Env {
-                smtp_port,
-                imap_port: 0,
-                ca: PathBuf::new(),
-            };
-            send(
-                &env,
-                "customer1@example.com",
-                "customer2@example.com",
-                &format!("Idle floor {n}"),
-                n,
-            );
-            let _ = tx.send(Instant::now());
-        });
-        let got = rt.block_on(async {
+        let to = "customer2@example.com";
+        let floor_id = format!("floor-{n}-{}", std::process::id());
+        let accepted = smtp.send(
+            CUSTOMER,
+            to,
+            &customer_mail(CUSTOMER, to, &floor_id, &floor_id),
+        );
+        let seen = rt.block_on(async {
             loop {
                 let (wait, _stop) = idle.wait_with_timeout(Duration::from_secs(30));
-                match wait.await.expect("IDLE wait") {
-                    async_imap::extensions::idle::IdleResponse::NewData(data) => {
+                match wait.await {
+                    Ok(IdleResponse::NewData(data)) => {
                         if format!("{:?}", data.parsed()).contains("Exists") {
-                            break Instant::now();
+                            break Some(Instant::now());
                         }
                     }
-                    other => panic!("sample {n}: IDLE ended without EXISTS: {other:?}"),
+                    _ => break None,
                 }
             }
         });
-        let accepted = rx.recv().expect("sender thread");
-        let latency = if got >= accepted {
-            ms(got - accepted)
-        } else {
-            -ms(accepted - got)
-        };
-        floor.samples.push(latency);
-        session = rt.block_on(idle.done()).expect("DONE");
-        std::thread::sleep(Duration::from_millis(100));
+        floor.add(seen.map(|at| ms(at.saturating_duration_since(accepted))));
+        floor_session = rt.block_on(idle.done()).expect("DONE");
+        if (n + 1) % 50 == 0 {
+            eprintln!("push_latency idle: {} of {samples}", n + 1);
+        }
     }
-    let _ = rt.block_on(session.logout());
     let _ = rt.block_on(inbox.logout());
+    let _ = rt.block_on(floor_session.logout());
+    print_table(
+        "IDLE: `postdesk run` reading support@ over IMAP IDLE",
+        &[&committed, &delivered, &floor],
+    );
+}
 
-    println!();
-    committed.print();
-    delivered.print();
-    floor.print();
+fn pipe_mode(root: &Path, bin: &Path, samples: usize) {
+    // The pipe commands run as vmail (Postfix refuses root): their files must be vmail's.
+    let work = root.join("pw");
+    let touched = work.join("floor");
+    std::fs::create_dir_all(&touched).expect("work dir");
+    let config_path = work.join("config.toml");
+    let command = format!(
+        "{} deliver --config {}",
+        bin.display(),
+        config_path.display()
+    );
+    let floor_command = format!("/usr/bin/touch {}/${{queue_id}}", touched.display());
+    let stack = Stack::start(
+        &root.join("p"),
+        &[
+            ("POSTDESK_PIPE_ADDRESS", "desk@example.com"),
+            ("POSTDESK_PIPE_COMMAND", &command),
+            ("POSTDESK_PIPE_FLOOR_ADDRESS", "floor@example.com"),
+            ("POSTDESK_PIPE_FLOOR_COMMAND", &floor_command),
+            ("POSTDESK_PIPE_USER", "vmail"),
+        ],
+    )
+    .unwrap_or_else(|e| fail(&e));
+    std::fs::write(
+        &config_path,
+        config(&stack, "desk@example.com", "[source]\nkind = \"maildir\""),
+    )
+    .expect("config");
+    let chown = Command::new("chown")
+        .args(["-R", "vmail:vmail"])
+        .arg(&work)
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "chown -R vmail {}", work.display());
+    let db = work.join("var/postdesk.db");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut smtp = Smtp::connect(stack.smtp_port);
+    let mut inbox = rt.block_on(login(stack.imap_port, CUSTOMER));
+
+    // Warm-up: the first deliver creates the database.
+    let (warm, _) = sample(
+        &rt,
+        &mut smtp,
+        &mut inbox,
+        &db,
+        "desk@example.com",
+        "warm-p",
+    );
+    if warm.is_none() {
+        fail(&format!(
+            "no ticket from the pipe within 30 s; see {}/postfix.log",
+            stack.dir.display()
+        ));
+    }
+
+    let mut committed = Stats::new("(a) SMTP 250 -> ticket committed (deliver via pipe)");
+    let mut delivered = Stats::new("(b) SMTP 250 -> ticket_received in customer INBOX");
+    let mut floor = Stats::new("floor: SMTP 250 -> pipe command ran (touch)");
+    let floor_count = || std::fs::read_dir(&touched).map_or(0, |d| d.count());
+    for n in 0..samples {
+        let id = format!("pipe-{n}-{}", std::process::id());
+        let (a, b) = sample(&rt, &mut smtp, &mut inbox, &db, "desk@example.com", &id);
+        committed.add(a);
+        delivered.add(b);
+
+        let before = floor_count();
+        let to = "floor@example.com";
+        let floor_id = format!("pfloor-{n}-{}", std::process::id());
+        let accepted = smtp.send(
+            CUSTOMER,
+            to,
+            &customer_mail(CUSTOMER, to, &floor_id, &floor_id),
+        );
+        floor.add(time_until(accepted, Duration::from_millis(1), || {
+            floor_count() > before
+        }));
+        if (n + 1) % 50 == 0 {
+            eprintln!("push_latency pipe: {} of {samples}", n + 1);
+        }
+    }
+    let _ = rt.block_on(inbox.logout());
+    print_table(
+        "Pipe: `postdesk deliver` as Postfix's pipe(8) transport for desk@",
+        &[&committed, &delivered, &floor],
+    );
+    drop(stack);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("push_latency: {message}");
+    std::process::exit(2);
+}
+
+fn load() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "load average {} on {cores} cores",
+        loadavg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "push_latency: a measurement, not a test; run `cargo bench --bench push_latency` as root"
+        );
+        return;
+    }
+    let samples: usize = std::env::var("PD_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let mode = std::env::var("PD_MODE").unwrap_or_else(|_| "both".into());
+    if !["idle", "pipe", "both"].contains(&mode.as_str()) {
+        fail("PD_MODE is idle, pipe or both");
+    }
+    let bin = std::env::var_os("PD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")));
+    // Short: the stacks' unix sockets live below it.
+    let root = PathBuf::from(format!("/tmp/pdpl-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("bench dir");
+    println!(
+        "push_latency: mode {mode}, {samples} samples, daemon {}, {} at start",
+        bin.display(),
+        load()
+    );
+    if mode != "pipe" {
+        idle_mode(&root, &bin, samples);
+    }
+    if mode != "idle" {
+        pipe_mode(&root, &bin, samples);
+    }
+    println!("\n{} at the end", load());
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -22,7 +22,15 @@ pub fn now_ms() -> i64 {
 
 /// Opens the database named in the config.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let mut store = Store::open(&config.general.database)?;
+    with_policy(config, Store::open(&config.general.database)?)
+}
+
+/// Opens the database for `deliver`: one mail, then exit (see [`Store::open_for_one_mail`]).
+pub fn open_store_for_one_mail(config: &Config) -> anyhow::Result<Store> {
+    with_policy(config, Store::open_for_one_mail(&config.general.database)?)
+}
+
+fn with_policy(config: &Config, mut store: Store) -> anyhow::Result<Store> {
     store.set_send_policy(send_policy(config));
     Ok(store)
 }
@@ -56,6 +64,11 @@ pub fn policy(config: &Config) -> Policy {
 
 /// The intake pipeline with its own database connection.
 pub fn intake(config: &Config, secret: &[u8]) -> anyhow::Result<Intake> {
+    Ok(intake_on(open_store(config)?, config, secret))
+}
+
+/// The intake pipeline on the given database connection.
+pub fn intake_on(store: Store, config: &Config, secret: &[u8]) -> Intake {
     let settings = IntakeSettings {
         policy: policy(config),
         limits: AttachmentLimits {
@@ -73,11 +86,7 @@ pub fn intake(config: &Config, secret: &[u8]) -> anyhow::Result<Intake> {
         secret: secret.to_vec(),
         auto_reply_limit_per_hour: config.tickets.auto_reply_limit_per_hour,
     };
-    Ok(Intake::new(
-        open_store(config)?,
-        &config.general.data_dir,
-        settings,
-    ))
+    Intake::new(store, &config.general.data_dir, settings)
 }
 
 /// The auto-close sweep's settings.
@@ -89,10 +98,21 @@ pub fn auto_close_settings(config: &Config, secret: &[u8]) -> AutoCloseSettings 
     }
 }
 
+/// The page cache of the jobs' connection, in KiB.
+const JOBS_CACHE_KIB: u32 = 24 * 1024;
+
 /// What the scheduled jobs need, with their own database connection.
 pub fn job_context(config: &Config, secret: &[u8]) -> anyhow::Result<JobContext> {
+    let store = open_store(config)?;
+    // A sweep's commit does not copy its pages into the database file on the spot: the
+    // scheduler checkpoints after the jobs ran (`Scheduler::tick`), off the sweep's clock.
+    store.set_autocheckpoint(0)?;
+    // A sweep closing 1,000 tickets of a million dirties some 4,000 pages in one transaction;
+    // with the default 2 MB cache they would spill to the WAL and be read back. The memory
+    // is given back after each run that changed something (`Scheduler::tick`).
+    store.set_cache_size_kib(JOBS_CACHE_KIB)?;
     Ok(JobContext {
-        store: open_store(config)?,
+        store,
         auto_close: auto_close_settings(config, secret),
     })
 }
@@ -136,6 +156,11 @@ fn identity(config: &Config) -> Identity {
 
 /// The outbox worker with its own database connection.
 pub fn worker(config: &Config, secret: &[u8]) -> anyhow::Result<Worker> {
+    worker_on(open_store(config)?, config, secret)
+}
+
+/// The outbox worker on the given database connection.
+pub fn worker_on(store: Store, config: &Config, secret: &[u8]) -> anyhow::Result<Worker> {
     let renderer = Renderer::new(config.general.templates_dir.as_deref())?;
     let settings = WorkerSettings {
         identity: identity(config),
@@ -146,10 +171,5 @@ pub fn worker(config: &Config, secret: &[u8]) -> anyhow::Result<Worker> {
         secret: secret.to_vec(),
         data_dir: config.general.data_dir.clone(),
     };
-    Ok(Worker::new(
-        open_store(config)?,
-        renderer,
-        transport(config)?,
-        settings,
-    ))
+    Ok(Worker::new(store, renderer, transport(config)?, settings))
 }

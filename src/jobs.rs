@@ -9,7 +9,7 @@
 pub mod auto_close;
 
 use chrono::{DateTime, Utc};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::config::Config;
 use crate::store::Store;
@@ -21,6 +21,13 @@ pub struct JobContext {
     pub store: Store,
     /// Settings of the auto-close job.
     pub auto_close: AutoCloseSettings,
+}
+
+impl JobContext {
+    /// Copies the write-ahead log into the database file (see [`Store::checkpoint`]).
+    pub fn checkpoint(&self) -> anyhow::Result<i64> {
+        Ok(self.store.checkpoint()?)
+    }
 }
 
 /// What one run did.
@@ -108,6 +115,18 @@ impl Scheduler {
                 Err(e) => {
                     error!(job = job.name, error = %format!("{e:#}"), "Job failed; it runs again on its schedule")
                 }
+            }
+        }
+        // A sweep's commit leaves its pages in the WAL (the jobs' connection does not
+        // checkpoint on commit); copy them into the database file now, without blocking
+        // readers or writers. What a reader still needs is copied by a later checkpoint.
+        if pass.total.changed > 0 {
+            if let Err(e) = self.context.checkpoint() {
+                warn!(error = %format!("{e:#}"), "Checkpoint after the jobs failed; a later one catches up");
+            }
+            // The pages of a big sweep are not needed until the next one.
+            if let Err(e) = self.context.store.release_memory() {
+                warn!(error = %e, "Could not release the jobs' page cache");
             }
         }
         pass

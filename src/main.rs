@@ -150,6 +150,7 @@ fn parse_tracking_id(text: &str) -> Result<TrackingId, String> {
 const EX_TEMPFAIL: u8 = 75;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let deliver = matches!(cli.command, Command::Deliver);
     match run_command(cli) {
@@ -161,6 +162,28 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc gives threads that allocate at the same time malloc arenas of their own (up to
+/// eight per core), and each arena keeps what was freed in it. Two arenas keep the idle
+/// daemon's resident memory some 6 MB lower (`benches/memory_idle`: 30 MB → 24 MB with
+/// 100,000 tickets) at no cost the page or intake benches can see.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    /// glibc's `M_ARENA_MAX` (malloc.h).
+    const M_ARENA_MAX: i32 = -8;
+    // SAFETY: mallopt only sets an allocator parameter; it runs first thing in main, before
+    // any other thread exists. An environment's MALLOC_ARENA_MAX is read at start-up and
+    // is overridden here.
+    unsafe {
+        mallopt(M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     config::load(path, config::environment())
@@ -244,13 +267,17 @@ fn deliver(config: &Config) -> anyhow::Result<()> {
         .lock()
         .read_to_end(&mut raw)
         .context("while reading the mail from standard input")?;
-    let mut intake = app::intake(config, &secret)?;
+    // One mail, then exit: commits reach the disk before the MTA is told, and the WAL is
+    // left to the next `deliver` (see `Store::open_for_one_mail`).
+    let mut intake = app::intake_on(app::open_store_for_one_mail(config)?, config, &secret);
     let outcome = intake.process(&raw, "stdin", app::now_ms())?;
     println!("{}", serde_json::to_string(&outcome)?);
     // Send what this mail queued right away; a failure leaves it queued for the daemon.
     if outcome.queued > 0 {
-        if let Err(error) = app::worker(config, &secret).and_then(|mut w| w.send_due(app::now_ms()))
-        {
+        let sent = app::open_store_for_one_mail(config)
+            .and_then(|store| app::worker_on(store, config, &secret))
+            .and_then(|mut w| w.send_due(app::now_ms()));
+        if let Err(error) = sent {
             error!(error = %format!("{error:#}"), "Queued mail not sent yet; the daemon will retry");
         }
     }

@@ -196,6 +196,34 @@ fn junk_and_robots_never_open_tickets() {
         .is_some_and(|r| !r.is_empty()));
 }
 
+/// `deliver` runs once per mail beside other processes: closing must not checkpoint the WAL
+/// into the database (a copy and a sync per mail); the next process reads it as it is.
+#[test]
+fn deliver_leaves_the_wal_to_the_next_process() {
+    let scratch = Scratch::new();
+    let first = mail(
+        "customer1@example.com",
+        "First",
+        "w1@client.example",
+        "",
+        "One.",
+    );
+    assert_eq!(scratch.deliver_ok(&first)["outcome"], "ticket_opened");
+    let wal = scratch.path("var/postdesk.db-wal");
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(left > 0, "the WAL was checkpointed and removed at close");
+    let second = mail(
+        "customer2@example.com",
+        "Second",
+        "w2@client.example",
+        "",
+        "Two.",
+    );
+    assert_eq!(scratch.deliver_ok(&second)["outcome"], "ticket_opened");
+    let listed = scratch.json(&["tickets", "list", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+}
+
 #[test]
 fn deliver_asks_the_mta_to_retry_when_it_cannot_store() {
     let scratch = Scratch::with_config(

@@ -1,11 +1,12 @@
 //! The SMTP transport against a fake server on 127.0.0.1: a successful send, 5xx → permanent,
 //! 4xx → transient, refused/timeout/TLS/AUTH trouble → transient with the right fix-it hint,
-//! connection reuse, and `postdesk send-test-email` exit codes through the real binary.
+//! connection reuse, pipelining and one write per body (no delayed-ACK stall), and `postdesk send-test-email` exit codes through the real binary.
 
 mod fake_smtp;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use fake_smtp::{Behaviour, FakeSmtp};
 use postdesk::config::{load_str, Config};
@@ -66,6 +67,134 @@ fn a_mail_is_delivered_and_the_connection_reused() {
         .commands
         .iter()
         .any(|c| c == "RCPT TO:<olena@example.com>"));
+}
+
+/// Sends `count` mails through one sink to a fresh fake server and returns what it saw.
+fn send_many(behaviour: Behaviour, count: usize) -> fake_smtp::Seen {
+    let server = FakeSmtp::start(behaviour);
+    let config = config(server.port, "");
+    let sink = SmtpSink::new(&config.smtp).expect("transport");
+    for _ in 0..count {
+        let message =
+            postdesk::app::test_email(&config, "olena@example.com", &[7u8; 48]).expect("mail");
+        sink.send(&message).expect("sent");
+    }
+    drop(sink);
+    let seen = std::mem::take(&mut *server.seen.lock().expect("lock"));
+    seen
+}
+
+fn median(mut waits: Vec<Duration>) -> Duration {
+    waits.sort();
+    waits[waits.len() / 2]
+}
+
+/// The body and its closing `.` used to go out in two writes: the second waited for the
+/// server's delayed ACK of the first (Nagle), about 40 ms per mail. The fake server times
+/// each DATA from its `354` to the closing `.`; with one write that is a loopback hop.
+#[test]
+fn mails_on_one_connection_do_not_wait_for_delayed_acks() {
+    for pipelining in [true, false] {
+        let seen = send_many(
+            Behaviour {
+                pipelining,
+                ..Behaviour::default()
+            },
+            20,
+        );
+        assert_eq!(seen.messages.len(), 20);
+        assert_eq!(seen.connections, 1, "one connection for all mails");
+        let wait = median(seen.data_waits.clone());
+        assert!(
+            wait < Duration::from_millis(20),
+            "pipelining {pipelining}: DATA took {wait:?} (median), waits {:?}",
+            seen.data_waits
+        );
+    }
+}
+
+#[test]
+fn the_envelope_is_pipelined_only_where_the_server_offers_it() {
+    let offered = send_many(
+        Behaviour {
+            pipelining: true,
+            ..Behaviour::default()
+        },
+        3,
+    );
+    assert_eq!(offered.pipelined, vec![true; 3], "{:?}", offered.commands);
+    let not_offered = send_many(Behaviour::default(), 3);
+    assert_eq!(
+        not_offered.pipelined,
+        vec![false; 3],
+        "{:?}",
+        not_offered.commands
+    );
+    // Same commands, same order, either way.
+    let transaction = |seen: &fake_smtp::Seen| {
+        seen.commands
+            .iter()
+            .filter(|c| c.starts_with("MAIL") || c.starts_with("RCPT") || c == &"DATA")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(transaction(&offered), transaction(&not_offered));
+    assert_eq!(transaction(&offered).len(), 9);
+}
+
+#[test]
+fn the_body_is_dot_stuffed_and_arrives_intact() {
+    let server = FakeSmtp::start(Behaviour {
+        pipelining: true,
+        ..Behaviour::default()
+    });
+    let config = config(server.port, "");
+    let sink = SmtpSink::new(&config.smtp).expect("transport");
+    let message = lettre::Message::builder()
+        .from("support@example.com".parse().expect("from"))
+        .to("olena@example.com".parse().expect("to"))
+        .subject("dots")
+        .body(".\r\n..two\r\nend".to_string())
+        .expect("message");
+    sink.send(&message).expect("sent");
+    let seen = server.seen.lock().expect("lock");
+    let mail = &seen.messages[0];
+    // The fake server keeps the stuffed form: a leading dot doubled, nothing else.
+    assert!(mail.contains("\r\n\r\n..\r\n...two\r\nend\r\n"), "{mail:?}");
+}
+
+#[test]
+fn a_rejected_recipient_in_a_pipelined_group_is_permanent_and_sends_no_body() {
+    let server = FakeSmtp::start(Behaviour {
+        rcpt_reply: Some("550 5.1.1 no such user"),
+        pipelining: true,
+        ..Behaviour::default()
+    });
+    let failure = send(&config(server.port, "")).expect_err("rejected");
+    assert_eq!(failure.cause, Cause::Rejected);
+    assert_eq!(
+        failure.error,
+        SendError::Permanent("550 5.1.1 no such user".into())
+    );
+    assert!(server.seen.lock().expect("lock").messages.is_empty());
+}
+
+#[test]
+fn a_connection_the_server_closed_meanwhile_is_replaced() {
+    let server = FakeSmtp::start(Behaviour {
+        pipelining: true,
+        ..Behaviour::default()
+    });
+    let config = config(server.port, "");
+    let sink = SmtpSink::new(&config.smtp).expect("transport");
+    let mail =
+        || postdesk::app::test_email(&config, "olena@example.com", &[7u8; 48]).expect("mail");
+    sink.send(&mail()).expect("first");
+    server.close_connections();
+    sink.send(&mail()).expect("second, on a new connection");
+    let seen = server.seen.lock().expect("lock");
+    assert_eq!(seen.messages.len(), 2);
+    assert_eq!(seen.connections, 2);
 }
 
 #[test]

@@ -662,3 +662,84 @@ async fn hostile_mail_is_shown_as_text() {
         "{disposition}"
     );
 }
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+}
+
+#[tokio::test]
+async fn a_cached_page_shows_every_change_at_once() {
+    let mut site = Site::new(&[]);
+    let id = site.open(CUSTOMER, "Printer on fire", "It smokes.");
+    let link = site.link(&id, CUSTOMER);
+    let first = site.get(&link, CLIENT).await;
+    let again = site.get(&link, CLIENT).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, first.body, "nothing changed");
+    let metrics = site.get("/metrics", CLIENT).await.body;
+    assert_eq!(metric(&metrics, "postdesk_page_cache_hits_total"), 1);
+    assert_eq!(metric(&metrics, "postdesk_page_cache_misses_total"), 1);
+    assert!(metric(&metrics, "postdesk_page_cache_bytes") > 0);
+
+    // The token is still checked for a cached page, and a wrong one counts as a failure.
+    let forged = site
+        .get(&format!("/t/{id}/00000000000000000000000000000000"), CLIENT)
+        .await;
+    assert_eq!(forged.status, StatusCode::NOT_FOUND);
+    assert!(!forged.body.contains("It smokes."));
+
+    // A new message shows at once.
+    site.reply(CUSTOMER, &id, "Now it is on fire.");
+    let page = site.get(&link, CLIENT).await.body;
+    assert!(page.contains("Now it is on fire."), "{page}");
+    // An agent's reply changes the status and the thread at once.
+    site.reply("agent@example.com", &id, "Unplug it, please.");
+    let page = site.get(&link, CLIENT).await.body;
+    assert!(
+        page.contains("Unplug it, please.") && page.contains("Replied"),
+        "{page}"
+    );
+    // An operator's close, which adds no message, shows at once.
+    let mut store = postdesk::store::Store::open(&site.config.general.database).expect("store");
+    let now = site.clock.load(Ordering::SeqCst);
+    let closed = store
+        .close_ticket(
+            &id,
+            postdesk::store::Closer::Operator,
+            now,
+            "close-1@example.com",
+        )
+        .expect("close");
+    assert!(matches!(
+        closed,
+        postdesk::store::StatusChange::Changed { .. }
+    ));
+    let page = site.get(&link, CLIENT).await.body;
+    assert!(page.contains("Resolved"), "{page}");
+
+    // Relative times move on even when nothing else changes: the newest entry is a minute
+    // old; just before the second minute the page is served from the cache unchanged, at
+    // the second minute it reads "2 minutes ago".
+    let cached = site.get(&link, CLIENT).await.body;
+    let hits = metric(
+        &site.get("/metrics", CLIENT).await.body,
+        "postdesk_page_cache_hits_total",
+    );
+    assert!(cached.contains("1 minute ago"), "{cached}");
+    site.advance(MINUTE - 1);
+    assert_eq!(site.get(&link, CLIENT).await.body, cached);
+    let later = metric(
+        &site.get("/metrics", CLIENT).await.body,
+        "postdesk_page_cache_hits_total",
+    );
+    assert_eq!(later, hits + 1, "served from the cache");
+    site.advance(1);
+    let moved = site.get(&link, CLIENT).await.body;
+    assert!(moved.contains("2 minutes ago"), "{moved}");
+    // Another language is another page.
+    let uk = site.get(&format!("{link}?lang=uk"), CLIENT).await.body;
+    assert!(uk.contains("lang=\"uk\""), "{uk}");
+}

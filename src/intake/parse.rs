@@ -14,6 +14,7 @@ mod attachments;
 mod bounce;
 mod html;
 
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mail_parser::{Addr, HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
@@ -239,15 +240,19 @@ fn lower_value(message: &Message<'_>, name: &str) -> Option<String> {
 
 /// Message-IDs in a header value, without brackets, in order. Values written without
 /// angle brackets (broken clients) are accepted when they look like `local@domain`.
+///
+/// Duplicates are dropped through a set: a linear search per ID made a `References` header
+/// of many IDs quadratic (0.2 s for 8,000 IDs in a release build, minutes for a few MB).
 pub(super) fn ids_in(value: &str) -> Vec<String> {
     let mut ids = Vec::new();
+    let mut seen = HashSet::new();
     let mut rest = value;
     while let Some((_, after_open)) = rest.split_once('<') {
         let Some((inner, after_close)) = after_open.split_once('>') else {
             break;
         };
         let id: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
-        if !id.is_empty() && !ids.contains(&id) {
+        if !id.is_empty() && seen.insert(id.clone()) {
             ids.push(id);
         }
         rest = after_close;
@@ -255,7 +260,7 @@ pub(super) fn ids_in(value: &str) -> Vec<String> {
     if ids.is_empty() {
         for token in value.split(|c: char| c.is_whitespace() || c == ',') {
             let token = token.trim_matches(['<', '>']);
-            if token.contains('@') && !ids.iter().any(|id| id == token) {
+            if token.contains('@') && seen.insert(token.to_string()) {
                 ids.push(token.to_string());
             }
         }
@@ -316,9 +321,11 @@ pub(super) fn collapse_whitespace(text: &str) -> String {
     out
 }
 
-/// `To` and `Cc` addresses, every occurrence, in order, without duplicates.
+/// `To` and `Cc` addresses, every occurrence, in order, without duplicates (found through a
+/// set: a `contains` per address made 40,000 recipients take seconds).
 fn recipients(message: &Message<'_>) -> Vec<EmailAddress> {
     let mut addresses: Vec<EmailAddress> = Vec::new();
+    let mut seen = HashSet::new();
     let headers = root_headers(message)
         .filter(|header| matches!(header.name, HeaderName::To | HeaderName::Cc));
     for address in headers.filter_map(|header| header.value.as_address()) {
@@ -326,7 +333,7 @@ fn recipients(message: &Message<'_>) -> Vec<EmailAddress> {
             .iter()
             .filter_map(|addr| EmailAddress::parse(addr.address.as_deref()?))
         {
-            if !addresses.contains(&email) {
+            if seen.insert(email.clone()) {
                 addresses.push(email);
             }
         }
@@ -369,12 +376,9 @@ fn signals(message: &Message<'_>, from: Option<&Mailbox>) -> AutoSignals {
             .into_iter()
             .any(present),
         list_unsubscribe: present("List-Unsubscribe"),
-        null_return_path: header_values(message, "Return-Path").iter().any(|value| {
-            value
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .eq("<>".chars())
-        }),
+        null_return_path: header_values(message, "Return-Path")
+            .iter()
+            .any(|value| is_null_return_path(value)),
         report_type: if top_type.as_deref() == Some("multipart/report") {
             content_type_attribute(message.parts.first(), "report-type")
         } else {
@@ -382,6 +386,13 @@ fn signals(message: &Message<'_>, from: Option<&Mailbox>) -> AutoSignals {
         },
         from_address: from.map(|mailbox| mailbox.email.clone()),
     }
+}
+
+/// `<>`, the null reverse path; also `<MAILER-DAEMON>`, which Postfix's pipe(8) and local(8)
+/// write for it (`flags=R` without `null_sender=`).
+fn is_null_return_path(value: &str) -> bool {
+    let path: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    path == "<>" || path.eq_ignore_ascii_case("<MAILER-DAEMON>")
 }
 
 /// A part's `type/subtype`, lower-case, when it has a Content-Type header.

@@ -7,5 +7,6 @@ pub mod guard;
 pub mod lease;
 pub mod message_id;
 pub mod render;
+pub mod smtp;
 pub mod transport;
 pub mod worker;

@@ -1,6 +1,6 @@
 //! Where outbound mail leaves postdesk: the [`MailTransport`] trait and its three sinks —
-//! `.eml` files ([`FileSink`]), an SMTP relay ([`SmtpSink`], lettre's synchronous transport
-//! with a connection pool, rustls on `ring`) and a local sendmail ([`SendmailSink`]).
+//! `.eml` files ([`FileSink`]), an SMTP relay ([`SmtpSink`], one kept-open connection through
+//! lettre's `SmtpConnection`, rustls on `ring`; see [`super::smtp`]) and a local sendmail ([`SendmailSink`]).
 //!
 //! Every failure is either [`SendError::Transient`] (retry later) or [`SendError::Permanent`]
 //! (the server refused this mail for good); [`MailTransport::send_diagnosed`] also says why,
@@ -9,13 +9,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{SendmailTransport, SmtpTransport, Transport};
+use lettre::{SendmailTransport, Transport};
 
 use crate::config::{SmtpConfig, SmtpKind, TlsMode};
-use crate::outbound::diagnose::{classify_smtp, Cause, SendFailure};
+use crate::outbound::diagnose::{Cause, SendFailure};
 
 /// Why a send did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,86 +67,7 @@ impl MailTransport for FileSink {
     }
 }
 
-/// An SMTP relay through lettre's synchronous, pooled `SmtpTransport` (the outbox worker has
-/// its own OS thread).
-pub struct SmtpSink {
-    inner: SmtpTransport,
-    /// Scrubbed from every failure text, in case a server ever echoes it.
-    password: Option<String>,
-}
-
-impl SmtpSink {
-    /// Builds the transport `[smtp]` describes; reads `ca_file` if set. Does not connect.
-    pub fn new(smtp: &SmtpConfig) -> anyhow::Result<SmtpSink> {
-        let host = smtp
-            .host
-            .as_deref()
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .context("[smtp] kind = \"smtp\" needs a server: set [smtp] host")?;
-        let tls = match smtp.tls {
-            TlsMode::None => Tls::None,
-            TlsMode::Implicit => Tls::Wrapper(tls_parameters(host, smtp.ca_file.as_deref())?),
-            TlsMode::Starttls => Tls::Required(tls_parameters(host, smtp.ca_file.as_deref())?),
-        };
-        let mut builder = SmtpTransport::builder_dangerous(host)
-            .port(smtp.effective_port())
-            .tls(tls)
-            .timeout(Some(smtp.timeout))
-            .pool_config(PoolConfig::new());
-        let mut password = None;
-        if let (Some(username), Some(secret)) = (&smtp.username, &smtp.password) {
-            builder = builder.credentials(Credentials::new(
-                username.clone(),
-                secret.expose().to_string(),
-            ));
-            password = Some(secret.expose().to_string()).filter(|p| !p.is_empty());
-        }
-        Ok(SmtpSink {
-            inner: builder.build(),
-            password,
-        })
-    }
-}
-
-fn tls_parameters(host: &str, ca_file: Option<&Path>) -> anyhow::Result<TlsParameters> {
-    let mut builder = TlsParameters::builder(host.to_string());
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("while reading [smtp] ca_file {}", path.display()))?;
-        let certificate = Certificate::from_pem(&pem).map_err(|e| {
-            anyhow::anyhow!(
-                "[smtp] ca_file {} is not a PEM certificate: {e}",
-                path.display()
-            )
-        })?;
-        builder = builder.add_root_certificate(certificate);
-    }
-    builder
-        .build_rustls()
-        .map_err(|e| anyhow::anyhow!("while setting up TLS for {host}: {e}"))
-}
-
-impl MailTransport for SmtpSink {
-    fn send(&self, message: &lettre::Message) -> Result<(), SendError> {
-        self.send_diagnosed(message)
-            .map_err(|failure| failure.error)
-    }
-
-    fn send_diagnosed(&self, message: &lettre::Message) -> Result<(), SendFailure> {
-        match Transport::send(&self.inner, message) {
-            Ok(_) => Ok(()),
-            Err(error) => Err(classify_smtp(&error, self.password.as_deref())),
-        }
-    }
-
-    fn check_connection(&self) -> Result<(), SendFailure> {
-        self.inner
-            .test_connection()
-            .map(|_| ())
-            .map_err(|error| classify_smtp(&error, self.password.as_deref()))
-    }
-}
+pub use super::smtp::SmtpSink;
 
 /// A local sendmail binary (`sendmail -i -f FROM -- TO…`), through lettre.
 pub struct SendmailSink {

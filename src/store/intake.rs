@@ -449,11 +449,11 @@ pub(super) fn insert_event(
     to: Option<&str>,
     detail: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (ticket_id, at, actor, kind, from_status, to_status, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![ticket_id, at, actor, kind, from, to, detail],
-    )?;
+    )?
+    .execute(params![ticket_id, at, actor, kind, from, to, detail])?;
     Ok(())
 }
 

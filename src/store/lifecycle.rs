@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::intake::insert_event;
 use super::notify::customer_latest_message_id;
@@ -17,6 +17,7 @@ use super::outbox::{insert_outbox, NewOutboxRow};
 use super::Store;
 use crate::lifecycle::{self, CloseFacts, Event, Refusal};
 use crate::model::{Template, TicketStatus, TrackingId};
+use crate::outbound::guard::SendPolicy;
 
 /// A ticket the auto-close sweep found due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,88 +125,30 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(current) = current(&tx, id)? else {
-            return Ok(StatusChange::NotFound);
-        };
-        let from = current.facts.status;
-        let (event, detail) = match closer {
-            Closer::Auto { after, .. } => (
-                Event::AutoClose,
-                format!(
-                    "no customer reply for {}s after the agent's",
-                    after.as_secs()
-                ),
-            ),
-            Closer::Operator => (Event::OperatorClose, "closed from the command line".into()),
-        };
-        let refused = |refusal| {
-            Ok(StatusChange::Refused {
-                status: from,
-                refusal,
-            })
-        };
-        let to = match lifecycle::transition(from, event) {
-            Ok(to) => to,
-            Err(refusal) => return refused(refusal),
-        };
-        let changed = match closer {
-            Closer::Auto { as_of_ms, after } => {
-                if !lifecycle::is_due_for_auto_close(current.facts, as_of_ms, after) {
-                    return refused(Refusal::NotDue);
-                }
-                tx.execute(
-                    "UPDATE tickets SET status = 'resolved', updated_at = ?2, closed_at = ?2,
-                         closed_by = 'auto'
-                     WHERE id = ?1 AND status = 'replied' AND last_agent_at <= ?3
-                       AND (last_customer_at IS NULL OR last_customer_at <= last_agent_at)",
-                    params![current.id, now_ms, as_of_ms.saturating_sub(ms(after))],
-                )?
-            }
-            Closer::Operator => tx.execute(
-                "UPDATE tickets SET status = 'resolved', updated_at = ?2, closed_at = ?2,
-                     closed_by = 'cli'
-                 WHERE id = ?1 AND status = ?3",
-                params![current.id, now_ms, from.as_str()],
-            )?,
-        };
-        if changed != 1 {
-            return refused(Refusal::NotDue);
-        }
-        let actor = event.actor().as_str();
-        let (from_text, to_text) = (from.as_str(), to.as_str());
-        insert_event(
-            &tx,
-            current.id,
-            now_ms,
-            actor,
-            "status",
-            Some(from_text),
-            Some(to_text),
-            &detail,
-        )?;
-        let in_reply_to = customer_latest_message_id(&tx, current.id)?;
-        insert_outbox(
-            &tx,
-            &NewOutboxRow {
-                ticket_id: Some(current.id),
-                cause_message: None,
-                template: Template::TicketClosed,
-                recipient_email: &current.customer_email,
-                recipient_name: &current.customer_name,
-                language: &current.language,
-                message_id,
-                in_reply_to: in_reply_to.as_deref().unwrap_or_default(),
-                now: now_ms,
-                policy: &policy,
-                subject: None,
-            },
-        )?;
+        let change = close_in(&tx, id, closer, now_ms, message_id, &policy)?;
         tx.commit()?;
-        Ok(StatusChange::Changed {
-            from,
-            to,
-            queued: 1,
-        })
+        Ok(change)
+    }
+
+    /// [`Store::close_ticket`] for many tickets in one transaction (the auto-close sweep):
+    /// each ticket is decided and recorded exactly as alone, and either all the changes are
+    /// committed or none. Returns one change per ticket, in order.
+    pub fn close_tickets(
+        &mut self,
+        tickets: &[(TrackingId, String)],
+        closer: Closer,
+        now_ms: i64,
+    ) -> rusqlite::Result<Vec<StatusChange>> {
+        let policy = self.send_policy.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changes = tickets
+            .iter()
+            .map(|(id, message_id)| close_in(&tx, id, closer, now_ms, message_id, &policy))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        tx.commit()?;
+        Ok(changes)
     }
 
     /// Reopens a resolved ticket for an operator (`tickets reopen`), like an agent's
@@ -269,10 +212,109 @@ const DUE_SQL: &str = "SELECT tracking_id, last_agent_at FROM tickets
        AND (last_customer_at IS NULL OR last_customer_at <= last_agent_at)
      ORDER BY last_agent_at LIMIT ?2";
 
+/// One close inside the caller's transaction (see [`Store::close_ticket`]).
+fn close_in(
+    tx: &Transaction<'_>,
+    id: &TrackingId,
+    closer: Closer,
+    now_ms: i64,
+    message_id: &str,
+    policy: &SendPolicy,
+) -> rusqlite::Result<StatusChange> {
+    let Some(current) = current(tx, id)? else {
+        return Ok(StatusChange::NotFound);
+    };
+    let from = current.facts.status;
+    let (event, detail) = match closer {
+        Closer::Auto { after, .. } => (
+            Event::AutoClose,
+            format!(
+                "no customer reply for {}s after the agent's",
+                after.as_secs()
+            ),
+        ),
+        Closer::Operator => (Event::OperatorClose, "closed from the command line".into()),
+    };
+    let refused = |refusal| {
+        Ok(StatusChange::Refused {
+            status: from,
+            refusal,
+        })
+    };
+    let to = match lifecycle::transition(from, event) {
+        Ok(to) => to,
+        Err(refusal) => return refused(refusal),
+    };
+    let changed = match closer {
+        Closer::Auto { as_of_ms, after } => {
+            if !lifecycle::is_due_for_auto_close(current.facts, as_of_ms, after) {
+                return refused(Refusal::NotDue);
+            }
+            tx.prepare_cached(
+                "UPDATE tickets SET status = 'resolved', updated_at = ?2, closed_at = ?2,
+                     closed_by = 'auto'
+                 WHERE id = ?1 AND status = 'replied' AND last_agent_at <= ?3
+                   AND (last_customer_at IS NULL OR last_customer_at <= last_agent_at)",
+            )?
+            .execute(params![
+                current.id,
+                now_ms,
+                as_of_ms.saturating_sub(ms(after))
+            ])?
+        }
+        Closer::Operator => tx
+            .prepare_cached(
+                "UPDATE tickets SET status = 'resolved', updated_at = ?2, closed_at = ?2,
+                     closed_by = 'cli'
+                 WHERE id = ?1 AND status = ?3",
+            )?
+            .execute(params![current.id, now_ms, from.as_str()])?,
+    };
+    if changed != 1 {
+        return refused(Refusal::NotDue);
+    }
+    let actor = event.actor().as_str();
+    let (from_text, to_text) = (from.as_str(), to.as_str());
+    insert_event(
+        tx,
+        current.id,
+        now_ms,
+        actor,
+        "status",
+        Some(from_text),
+        Some(to_text),
+        &detail,
+    )?;
+    let in_reply_to = customer_latest_message_id(tx, current.id)?;
+    insert_outbox(
+        tx,
+        &NewOutboxRow {
+            ticket_id: Some(current.id),
+            cause_message: None,
+            template: Template::TicketClosed,
+            recipient_email: &current.customer_email,
+            recipient_name: &current.customer_name,
+            language: &current.language,
+            message_id,
+            in_reply_to: in_reply_to.as_deref().unwrap_or_default(),
+            now: now_ms,
+            policy,
+            subject: None,
+        },
+    )?;
+    Ok(StatusChange::Changed {
+        from,
+        to,
+        queued: 1,
+    })
+}
+
 fn current(conn: &rusqlite::Connection, id: &TrackingId) -> rusqlite::Result<Option<Current>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT id, status, last_agent_at, last_customer_at, customer_email, customer_name, language
          FROM tickets WHERE tracking_id = ?1",
+    )?
+    .query_row(
         [id.as_str()],
         |row| {
             let status: String = row.get(1)?;

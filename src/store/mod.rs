@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::outbound::guard::SendPolicy;
@@ -55,6 +56,26 @@ impl Store {
             .with_context(|| format!("while opening the database {}", path.display()))?;
         Store::prepare(conn)
             .with_context(|| format!("while preparing the database {}", path.display()))
+    }
+
+    /// Opens the database for a process that stores one mail and exits while others use the
+    /// same database (`deliver`, run by the MTA once per mail). Every commit is on disk before
+    /// it returns (`synchronous = FULL`: one fdatasync of the WAL per commit), since the MTA
+    /// drops its copy once `deliver` exits 0. Closing leaves the WAL to the next process
+    /// instead of checkpointing it: a checkpoint copies every page the WAL holds into the
+    /// database and syncs it, and the next `deliver` would then start a fresh WAL — tens of
+    /// milliseconds a mail. SQLite's automatic checkpoint still runs once the WAL is large.
+    pub fn open_for_one_mail(path: &Path) -> anyhow::Result<Store> {
+        let store = Store::open(path)?;
+        store
+            .conn
+            .pragma_update(None, "synchronous", "FULL")
+            .context("while making every commit durable")?;
+        store
+            .conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .context("while keeping the WAL at close")?;
+        Ok(store)
     }
 
     /// Opens an existing database read-only (for the web page and reports).
@@ -145,6 +166,31 @@ impl Store {
             rusqlite::params![mailbox, uidvalidity, last_uid],
         )?;
         Ok(())
+    }
+
+    /// Copies what the write-ahead log holds into the database file, as far as readers
+    /// allow (`PRAGMA wal_checkpoint(PASSIVE)`: never waits, never blocks them). Returns the
+    /// pages copied.
+    pub fn checkpoint(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(2))
+    }
+
+    /// Sets after how many WAL pages a commit on this connection checkpoints by itself
+    /// (SQLite's default is 1000; 0 leaves checkpoints to [`Store::checkpoint`]).
+    pub fn set_autocheckpoint(&self, pages: u32) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)
+    }
+
+    /// Lets this connection cache up to `kib` KiB of database pages (SQLite's default is
+    /// 2,000 KiB). Memory is taken only as pages are used; see [`Store::release_memory`].
+    pub fn set_cache_size_kib(&self, kib: u32) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "cache_size", -i64::from(kib))
+    }
+
+    /// Gives back the memory this connection's page cache holds (`PRAGMA shrink_memory`).
+    pub fn release_memory(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("PRAGMA shrink_memory")
     }
 
     /// The database file (`None` in memory).

@@ -39,13 +39,12 @@ pub(super) fn customer_latest_message_id(
     tx: &Transaction<'_>,
     ticket_id: i64,
 ) -> rusqlite::Result<Option<String>> {
-    tx.query_row(
+    tx.prepare_cached(
         "SELECT message_id FROM messages
          WHERE ticket_id = ?1 AND kind = 'customer' AND message_id IS NOT NULL
          ORDER BY id DESC LIMIT 1",
-        [ticket_id],
-        |row| row.get(0),
-    )
+    )?
+    .query_row([ticket_id], |row| row.get(0))
     .optional()
 }
 

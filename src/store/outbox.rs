@@ -131,17 +131,18 @@ pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqli
         None => Some(format!("{:?} is not a valid address", row.recipient_email)),
     };
     if let (Some(reason), Some(ticket)) = (&suppressed, row.ticket_id) {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, 'system', 'suppressed', ?3)",
-            params![ticket, row.now, reason],
-        )?;
+        )?
+        .execute(params![ticket, row.now, reason])?;
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO outbox (ticket_id, cause_message, template, recipient_email, recipient_name,
                              language, automatic, message_id, in_reply_to, next_attempt_at, created_at,
                              status, last_error, subject)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
-        params![
+    )?
+    .execute(params![
             row.ticket_id,
             row.cause_message,
             row.template.as_str(),
@@ -155,8 +156,7 @@ pub(super) fn insert_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> rusqli
             if suppressed.is_some() { "suppressed" } else { "pending" },
             suppressed,
             row.subject
-        ],
-    )?;
+    ])?;
     Ok(())
 }
 
@@ -167,18 +167,15 @@ fn recipient_facts(
     now: i64,
 ) -> rusqlite::Result<RecipientFacts> {
     let hour_ago = now - 3_600_000;
-    let automatic_last_hour: i64 = conn.query_row(
-        "SELECT count(*) FROM outbox
-         WHERE automatic = 1 AND recipient_email = ?1 AND created_at > ?2 AND status <> 'suppressed'",
-        params![recipient.as_str(), hour_ago],
-        |row| row.get(0),
-    )?;
+    let automatic_last_hour: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM outbox
+             WHERE automatic = 1 AND recipient_email = ?1 AND created_at > ?2 AND status <> 'suppressed'",
+        )?
+        .query_row(params![recipient.as_str(), hour_ago], |row| row.get(0))?;
     let bounce_suppression = conn
-        .query_row(
-            "SELECT reason, until_at FROM suppressions WHERE address = ?1",
-            [recipient.as_str()],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT reason, until_at FROM suppressions WHERE address = ?1")?
+        .query_row([recipient.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     Ok(RecipientFacts {
         automatic_last_hour: u32::try_from(automatic_last_hour).unwrap_or(u32::MAX),

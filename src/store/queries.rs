@@ -115,8 +115,17 @@ impl Store {
     pub fn ticket_by_tracking_id(&self, id: &TrackingId) -> rusqlite::Result<Option<Ticket>> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE tracking_id = ?1");
         self.conn
-            .query_row(&sql, [id.as_str()], ticket_from_row)
+            .prepare_cached(&sql)?
+            .query_row([id.as_str()], ticket_from_row)
             .optional()
+    }
+
+    /// The row of the newest thread entry of ticket `number` (any kind), if any: with the
+    /// ticket row, what tells a cached page from a stale one.
+    pub fn last_message_row(&self, number: i64) -> rusqlite::Result<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT max(id) FROM messages WHERE ticket_id = ?1")?
+            .query_row([number], |row| row.get(0))
     }
 
     /// A ticket's thread, oldest first. `include_internal` adds notes and auto messages.

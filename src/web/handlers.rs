@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::{error, warn};
 
+use super::cache;
+use super::i18n::relative_time_changes_at;
 use super::limit::client_ip;
 use super::pages::LookupNotice;
 use super::view::{ticket_view, ViewSettings};
@@ -235,6 +238,8 @@ pub async fn ticket(
 }
 
 /// The ticket page for a personal link (synchronous; also what the benchmark measures).
+/// The token is checked on every request; then a cached page of the same version that no
+/// relative time has outdated is served, else the page is rendered and kept.
 pub fn ticket_page(
     state: &WebState,
     ip: IpAddr,
@@ -246,31 +251,71 @@ pub fn ticket_page(
         Ok(ticket) => ticket,
         Err(refusal) => return state.refusal(lang, refusal),
     };
-    let thread = match state
-        .shared
-        .db
-        .with(|s| s.thread(&ticket.tracking_id, false))
-    {
-        Ok(thread) => thread,
+    let last_message = match state.shared.db.with(|s| s.last_message_row(ticket.number)) {
+        Ok(row) => row,
         Err(e) => return internal_error(e),
     };
-    let settings = ViewSettings {
-        agent_names: &state.shared.agent_names,
-        support_name: &state.shared.support_name,
+    let version = cache::version(&ticket, last_message);
+    let now = state.now();
+    let cached = state.shared.cache.get(
+        ticket.tracking_id.as_str(),
         lang,
-        now: state.now(),
-        ticket_path: token,
+        version,
+        now.timestamp_millis(),
+    );
+    let html = match cached {
+        Some(html) => html,
+        None => match render_ticket(state, &ticket, token, lang, now) {
+            Ok((html, expires)) => {
+                let html = Bytes::from(html);
+                state.shared.cache.put(
+                    ticket.tracking_id.as_str(),
+                    lang,
+                    version,
+                    expires.timestamp_millis(),
+                    html.clone(),
+                );
+                html
+            }
+            Err(e) => return internal_error(format!("{e:#}")),
+        },
     };
-    let view = ticket_view(&ticket, &thread, &settings);
     state
         .shared
         .counters
         .tickets_shown
         .fetch_add(1, Ordering::Relaxed);
-    match state.shared.pages.ticket(lang, &view) {
-        Ok(html) => html_response(StatusCode::OK, html),
-        Err(e) => internal_error(e),
-    }
+    let content_type = HeaderValue::from_static("text/html; charset=utf-8");
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], html).into_response()
+}
+
+/// The page of `ticket` as of `now`, and when a relative time on it first changes.
+fn render_ticket(
+    state: &WebState,
+    ticket: &Ticket,
+    token: &str,
+    lang: Language,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<(String, chrono::DateTime<chrono::Utc>)> {
+    let thread = state
+        .shared
+        .db
+        .with(|s| s.thread(&ticket.tracking_id, false))?;
+    let settings = ViewSettings {
+        agent_names: &state.shared.agent_names,
+        support_name: &state.shared.support_name,
+        lang,
+        now,
+        ticket_path: token,
+    };
+    let view = ticket_view(ticket, &thread, &settings);
+    let expires = [ticket.created_at, ticket.updated_at]
+        .into_iter()
+        .chain(thread.iter().map(|m| m.created_at))
+        .map(|at| relative_time_changes_at(at, now))
+        .min()
+        .unwrap_or(now);
+    Ok((state.shared.pages.ticket(lang, &view)?, expires))
 }
 
 pub(super) fn not_found_text() -> Response {

@@ -75,6 +75,26 @@ pub fn relative_time(then: DateTime<Utc>, now: DateTime<Utc>, lang: Language) ->
     }
 }
 
+/// The first moment after `now` at which [`relative_time`]`(then, …)` reads differently from
+/// now (in either language: both change at the same moments).
+pub fn relative_time_changes_at(then: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    const SIZES: [i64; 5] = [365 * 86_400, 30 * 86_400, 86_400, 3_600, 60];
+    let seconds = (now - then).num_seconds();
+    // The label is "n units" of the largest unit that fits; it changes when n does, or when
+    // a larger unit starts to fit. Below a minute (or in the future) it is "just now".
+    let mut next = SIZES[SIZES.len() - 1];
+    for (index, size) in SIZES.iter().enumerate() {
+        if seconds >= *size {
+            next = (seconds / size + 1) * size;
+            if let Some(larger) = SIZES[..index].last() {
+                next = next.min(*larger);
+            }
+            break;
+        }
+    }
+    then + chrono::Duration::seconds(next)
+}
+
 /// The absolute time shown on hover and in print: `2026-11-22 10:00 UTC`.
 pub fn absolute_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -108,6 +128,45 @@ mod tests {
             assert_eq!(relative_time(ago(seconds), now, Language::Uk), uk);
         }
         assert_eq!(absolute_time(now), "2026-11-22 12:00 UTC");
+    }
+
+    #[test]
+    fn relative_times_change_exactly_when_predicted() {
+        let then = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time")
+            + chrono::Duration::milliseconds(250);
+        let ages = [
+            -300,
+            0,
+            59,
+            60,
+            61,
+            119,
+            3_599,
+            3_600,
+            7_199,
+            86_399,
+            86_400,
+            29 * 86_400 + 5,
+            30 * 86_400,
+            364 * 86_400,
+            365 * 86_400 - 1,
+            400 * 86_400,
+            800 * 86_400,
+        ];
+        for age in ages {
+            let now = then + chrono::Duration::seconds(age) + chrono::Duration::milliseconds(7);
+            let changes = relative_time_changes_at(then, now);
+            assert!(changes > now, "age {age}");
+            for lang in [Language::En, Language::Uk] {
+                let label = relative_time(then, now, lang);
+                let just_before = changes - chrono::Duration::milliseconds(1);
+                assert_eq!(relative_time(then, just_before, lang), label, "age {age}");
+                assert_ne!(relative_time(then, changes, lang), label, "age {age}");
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use super::cache::CacheStats;
 use super::WebState;
 use crate::model::TicketStatus;
 use crate::store::OutboxStats;
@@ -35,6 +36,8 @@ pub struct Snapshot {
     pub lockouts: u64,
     /// Ticket pages served since start.
     pub tickets_shown: u64,
+    /// The page cache's hits, misses and size.
+    pub page_cache: CacheStats,
     /// When the snapshot was taken, in ms since the epoch.
     pub now_ms: i64,
     /// The daemon's live figures (absent when the page runs without a daemon).
@@ -175,6 +178,24 @@ pub fn render(s: &Snapshot) -> String {
         "Ticket pages served since start.",
         &web(s.tickets_shown),
     );
+    family(
+        "postdesk_page_cache_hits_total",
+        "counter",
+        "Ticket pages served from the page cache since start.",
+        &web(s.page_cache.hits),
+    );
+    family(
+        "postdesk_page_cache_misses_total",
+        "counter",
+        "Ticket pages rendered because the cache had no current copy, since start.",
+        &web(s.page_cache.misses),
+    );
+    family(
+        "postdesk_page_cache_bytes",
+        "gauge",
+        "Bytes of rendered pages held in the page cache.",
+        &web(s.page_cache.bytes as u64),
+    );
     out
 }
 
@@ -195,6 +216,7 @@ pub fn gather(state: &WebState) -> rusqlite::Result<String> {
         lookup_failures: shared.counters.lookup_failures.load(Ordering::Relaxed),
         lockouts: shared.counters.lockouts.load(Ordering::Relaxed),
         tickets_shown: shared.counters.tickets_shown.load(Ordering::Relaxed),
+        page_cache: shared.cache.stats(),
         now_ms: state.now().timestamp_millis(),
         daemon: shared.vitals.as_ref().map(|v| {
             let (auto_close_runs, auto_closed) = v.auto_close_counts();
@@ -226,6 +248,12 @@ mod tests {
                 oldest_pending_ms: Some(40_000),
             },
             lookup_failures: 2,
+            page_cache: CacheStats {
+                hits: 7,
+                misses: 3,
+                pages: 2,
+                bytes: 4096,
+            },
             now_ms: 100_000,
             daemon: Some(DaemonFigures {
                 imap_connected: Some(true),
@@ -252,6 +280,9 @@ mod tests {
             "postdesk_imap_connected 1",
             "postdesk_auto_close_runs_total 3",
             "postdesk_auto_closed_tickets_total 4",
+            "postdesk_page_cache_hits_total 7",
+            "postdesk_page_cache_misses_total 3",
+            "postdesk_page_cache_bytes 4096",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

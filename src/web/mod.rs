@@ -9,6 +9,7 @@
 //! counted per client and lock it out (HESK: 5, then 60 minutes); every response carries the
 //! security headers of [`security_headers`].
 
+mod cache;
 mod files;
 mod handlers;
 mod i18n;
@@ -34,6 +35,7 @@ use crate::blobs::Blobs;
 use crate::config::{Config, Language};
 use crate::store::Store;
 use crate::vitals::Vitals;
+use cache::PageCache;
 use limit::{IpRange, LookupLimiter};
 use pages::Pages;
 
@@ -85,6 +87,7 @@ struct Shared {
     language: Language,
     clock: Clock,
     counters: Counters,
+    cache: PageCache,
     vitals: Option<Arc<Vitals>>,
 }
 
@@ -135,6 +138,7 @@ impl WebState {
                 language: config.general.language,
                 clock: Arc::new(Utc::now),
                 counters: Counters::default(),
+                cache: PageCache::default(),
                 vitals: None,
             }),
         })

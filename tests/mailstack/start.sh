@@ -17,6 +17,15 @@
 # No auth cache: every login is checked again.
 # Domains example.com and example.org are local; mail to any other domain is bounced by
 # Postfix's error transport (nothing ever leaves the machine).
+# Optional pipe(8) routes (for `postdesk deliver` as Postfix's pipe transport), each one
+# address delivered by running a command instead of into Dovecot:
+#   POSTDESK_PIPE_ADDRESS=desk@example.com POSTDESK_PIPE_COMMAND="/path/postdesk deliver --config /path/config.toml"
+#     -> transport "postdesk": pipe flags=DRX null_sender= user=$POSTDESK_PIPE_USER argv=COMMAND,
+#        postdesk_destination_recipient_limit = 1
+#   POSTDESK_PIPE_FLOOR_ADDRESS / POSTDESK_PIPE_FLOOR_COMMAND -> transport "pipefloor", the same
+#        way (a trivial command, for the latency floor of the pipe path)
+#   POSTDESK_PIPE_USER  the user the commands run as (default vmail; never root)
+# The command is split on spaces (master.cf argv): no spaces inside its paths.
 # Needs root (Postfix's master and Dovecot's master run as root and drop privileges);
 # installs dovecot-imapd, dovecot-lmtpd and postfix when missing.
 set -euo pipefail
@@ -398,6 +407,31 @@ smtpd_tls_loglevel = 0
 smtpd_banner = \$myhostname ESMTP postdesk-test
 EOF
 
+# Optional pipe(8) routes (see the top of this file).
+PIPE_USER=${POSTDESK_PIPE_USER:-vmail}
+PIPE_ROUTES=() # "transport address command"
+if [ -n "${POSTDESK_PIPE_ADDRESS:-}" ]; then
+    [ -n "${POSTDESK_PIPE_COMMAND:-}" ] || die "POSTDESK_PIPE_ADDRESS needs POSTDESK_PIPE_COMMAND"
+    PIPE_ROUTES+=("postdesk $POSTDESK_PIPE_ADDRESS $POSTDESK_PIPE_COMMAND")
+fi
+if [ -n "${POSTDESK_PIPE_FLOOR_ADDRESS:-}" ]; then
+    [ -n "${POSTDESK_PIPE_FLOOR_COMMAND:-}" ] ||
+        die "POSTDESK_PIPE_FLOOR_ADDRESS needs POSTDESK_PIPE_FLOOR_COMMAND"
+    PIPE_ROUTES+=("pipefloor $POSTDESK_PIPE_FLOOR_ADDRESS $POSTDESK_PIPE_FLOOR_COMMAND")
+fi
+if [ "${#PIPE_ROUTES[@]}" -gt 0 ]; then
+    id "$PIPE_USER" >/dev/null 2>&1 || die "POSTDESK_PIPE_USER $PIPE_USER does not exist"
+    [ "$(id -u "$PIPE_USER")" -ne 0 ] || die "Postfix's pipe refuses to run commands as root"
+    : >"$PF/transport"
+    for route in "${PIPE_ROUTES[@]}"; do
+        read -r transport address _ <<<"$route"
+        printf '%s OK\n' "$address" >>"$PF/vmailbox"
+        printf '%s %s:\n' "$address" "$transport" >>"$PF/transport"
+        printf '%s_destination_recipient_limit = 1\n' "$transport" >>"$PF/main.cf"
+    done
+    printf 'transport_maps = texthash:%s\n' "$PF/transport" >>"$PF/main.cf"
+fi
+
 cat >"$PF/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
@@ -424,6 +458,11 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+for route in "${PIPE_ROUTES[@]}"; do
+    read -r transport address command <<<"$route"
+    printf '%s unix - n n - - pipe\n  flags=DRX null_sender= user=%s argv=%s\n' \
+        "$transport" "$PIPE_USER" "$command" >>"$PF/master.cf"
+done
 # Postfix re-reads config files younger than ~2 s: back-date everything we wrote.
 find "$DIR" -xdev -exec touch -h -d '-10 seconds' {} +
 

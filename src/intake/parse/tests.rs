@@ -1,5 +1,5 @@
 //! Unit tests of the parser: table cases built inline, and the whole corpus without a panic.
-use super::{content_hash, parse, parse_headers_only, ParseError};
+use super::{content_hash, ids_in, parse, parse_headers_only, ParseError};
 use crate::model::{EmailAddress, InboundMail};
 
 fn parsed(raw: &[u8]) -> InboundMail {
@@ -283,6 +283,60 @@ List-Id: <l.example.org>\nList-Unsubscribe: <mailto:u@example.org>\nSubject: Aut
     assert_eq!(signals.report_type, None);
     let quiet = parsed(b"From: a@example.org\nX-Autoreply: no\n\nx\n").signals;
     assert!(!quiet.x_autoreply && !quiet.null_return_path);
+}
+
+#[test]
+fn postfix_pipe_writes_the_null_sender_as_mailer_daemon() {
+    let null = |return_path: &str| {
+        let raw = format!("Return-Path: {return_path}\nFrom: a@example.org\nSubject: x\n\nx\n");
+        parsed(raw.as_bytes()).signals.null_return_path
+    };
+    assert!(null("<MAILER-DAEMON>"));
+    assert!(null("<mailer-daemon>"));
+    assert!(null("<>"));
+    // A real mailbox called mailer-daemon is a sender, not the null path.
+    assert!(!null("<MAILER-DAEMON@mx.example.org>"));
+    assert!(!null("<ivan@example.org>"));
+}
+
+#[test]
+fn message_ids_keep_order_and_drop_repeats() {
+    let table: &[(&str, &[&str])] = &[
+        ("<a@x> <b@x>\t<a@x>  < c @x >", &["a@x", "b@x", "c@x"]),
+        ("a@x, b@x a@x", &["a@x", "b@x"]),
+        ("<> <a@x", &["a@x"]),
+        ("<<a@x>", &["<a@x"]),
+    ];
+    for (value, expected) in table {
+        assert_eq!(ids_in(value), *expected, "{value:?}");
+    }
+}
+
+/// Every ID used to be compared with all earlier ones: 200,000 of them ran for minutes.
+/// No clock is read; under the old code this simply does not finish in reasonable time.
+#[test]
+fn many_references_are_linear() {
+    let value: String = (0..200_000)
+        .map(|i| format!("<{}@x> ", i % 100_000))
+        .collect();
+    let ids = ids_in(&value);
+    assert_eq!(ids.len(), 100_000);
+    assert_eq!(ids.first().map(String::as_str), Some("0@x"));
+    assert_eq!(ids.last().map(String::as_str), Some("99999@x"));
+}
+
+/// Repeated recipients used to be found with a `contains` per address (40,000 took seconds,
+/// 200,000 minutes). No clock is read; under the old code this does not finish in time.
+#[test]
+fn many_recipients_are_linear_and_repeats_dropped() {
+    let to: String = (0..200_000)
+        .map(|i| format!("u{}@x.example, ", i % 100_000))
+        .collect();
+    let raw = format!("From: a@b.example\r\nTo: {to}\r\nCc: U7@X.example\r\nSubject: x\r\n\r\nhi");
+    let mail = parsed(raw.as_bytes());
+    assert_eq!(mail.recipients.len(), 100_000);
+    assert_eq!(mail.recipients.first(), Some(&email("u0@x.example")));
+    assert_eq!(mail.recipients.last(), Some(&email("u99999@x.example")));
 }
 
 #[test]
