@@ -258,9 +258,10 @@ impl Stack {
     }
 }
 
-/// Starting and stopping a private stack: the benches' helper, shared.
+/// Starting and stopping a private stack: the benches' helper, shared (tests that need its
+/// own API use it as `common::mailstack::private`).
 #[path = "../../benches/stack/mod.rs"]
-mod private;
+pub mod private;
 
 /// A mail stack of one test's own (`tests/mailstack/start.sh DIR`), stopped when dropped.
 pub struct PrivateStack {
