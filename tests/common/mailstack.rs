@@ -239,22 +239,42 @@ impl Stack {
         assert!(status.success(), "dovecot restarted");
     }
 
-    /// Stops (`false`) or starts (`true`) this stack's Postfix.
+    /// Stops (`false`: until its master process is gone) or starts (`true`) this stack's
+    /// Postfix.
     pub fn postfix(&self, start: bool) {
-        let status = Command::new("postfix")
-            .arg("-c")
-            .arg(self.var("POSTDESK_POSTFIX_CONFIG_DIR"))
-            .arg(if start { "start" } else { "stop" })
-            .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run postfix");
+        let action = if start { "start" } else { "stop" };
+        let run = || {
+            Command::new("postfix")
+                .arg("-c")
+                .arg(self.var("POSTDESK_POSTFIX_CONFIG_DIR"))
+                .arg(action)
+                .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+                .output()
+                .expect("run postfix")
+        };
+        let master = std::fs::read_to_string(self.var("POSTDESK_POSTFIX_PID_FILE"))
+            .map(|p| p.trim().to_string())
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut output = run();
+        // A start right after a stop can find the old master still exiting: try again.
+        while start && !output.status.success() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+            output = run();
+        }
         assert!(
-            status.success(),
-            "postfix {}",
-            if start { "start" } else { "stop" }
+            output.status.success(),
+            "postfix {action}: {}",
+            String::from_utf8_lossy(&output.stderr)
         );
+        if !start && !master.is_empty() {
+            while std::fs::read_to_string(format!("/proc/{master}/stat"))
+                .is_ok_and(|s| !s.contains(") Z "))
+            {
+                assert!(Instant::now() < deadline, "postfix did not stop");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }
 
