@@ -4,8 +4,6 @@
 //! ticket and its sender gets exactly one `ticket_received`.
 
 mod common;
-#[path = "../benches/stack/mod.rs"]
-mod stack;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::mailstack::nonce;
+use common::mailstack::private as stack;
 use common::wait_until;
 
 fn read(path: &Path) -> String {

@@ -239,29 +239,54 @@ impl Stack {
         assert!(status.success(), "dovecot restarted");
     }
 
-    /// Stops (`false`) or starts (`true`) this stack's Postfix.
+    /// Stops (`false`: until its master process is gone) or starts (`true`) this stack's
+    /// Postfix.
     pub fn postfix(&self, start: bool) {
-        let status = Command::new("postfix")
-            .arg("-c")
-            .arg(self.var("POSTDESK_POSTFIX_CONFIG_DIR"))
-            .arg(if start { "start" } else { "stop" })
-            .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run postfix");
+        let action = if start { "start" } else { "stop" };
+        let run = || {
+            Command::new("postfix")
+                .arg("-c")
+                .arg(self.var("POSTDESK_POSTFIX_CONFIG_DIR"))
+                .arg(action)
+                .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+                .output()
+                .expect("run postfix")
+        };
+        let master = std::fs::read_to_string(self.var("POSTDESK_POSTFIX_PID_FILE"))
+            .map(|p| p.trim().to_string())
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut output = run();
+        // A start right after a stop can find the old master still exiting: try again.
+        while start && !output.status.success() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+            output = run();
+        }
         assert!(
-            status.success(),
-            "postfix {}",
-            if start { "start" } else { "stop" }
+            output.status.success(),
+            "postfix {action}: {}",
+            String::from_utf8_lossy(&output.stderr)
         );
+        if !start && !master.is_empty() {
+            while std::fs::read_to_string(format!("/proc/{master}/stat"))
+                .is_ok_and(|s| !s.contains(") Z "))
+            {
+                assert!(Instant::now() < deadline, "postfix did not stop");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }
+
+/// Starting and stopping a private stack: the benches' helper, shared (tests that need its
+/// own API use it as `common::mailstack::private`).
+#[path = "../../benches/stack/mod.rs"]
+pub mod private;
 
 /// A mail stack of one test's own (`tests/mailstack/start.sh DIR`), stopped when dropped.
 pub struct PrivateStack {
     pub stack: Stack,
-    pub dir: PathBuf,
+    running: private::Stack,
 }
 
 impl std::ops::Deref for PrivateStack {
@@ -271,64 +296,36 @@ impl std::ops::Deref for PrivateStack {
     }
 }
 
-impl Drop for PrivateStack {
-    fn drop(&mut self) {
-        stop_private(&self.dir);
+impl PrivateStack {
+    /// Its state directory (logs, maildirs).
+    pub fn dir(&self) -> &Path {
+        &self.running.dir
     }
 }
 
-fn stop_private(dir: &Path) {
-    let stop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/stop.sh");
-    let _ = Command::new(stop)
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Starts a private stack in `/tmp/pdms-NAME` (NAME short: unix socket paths are limited).
-/// `None` (the test returns early, saying it was skipped) when it cannot start; with
+/// Starts a private stack in `/tmp/pdms-NAME-PID` (NAME short: unix socket paths are
+/// limited). `None` (the test returns early, saying it was skipped) when it cannot start; with
 /// `POSTDESK_REQUIRE_MAILSTACK=1` (CI) that fails the test instead.
 pub fn start_private(name: &str) -> Option<PrivateStack> {
     let dir = PathBuf::from(format!("/tmp/pdms-{name}-{}", std::process::id()));
-    // A stack left by a killed earlier run of this test: stop it first.
-    stop_private(&dir);
-    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/start.sh");
-    let output = Command::new(start).arg(&dir).stdin(Stdio::null()).output();
-    let output = match output {
-        Ok(output) if output.status.success() => output,
-        other => {
-            let why = match other {
-                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
+    let running = match private::Stack::start(&dir, &[]) {
+        Ok(running) => running,
+        Err(why) => {
             assert!(
                 !required(),
                 "{name}: the private mail stack did not start (tests/mailstack/start.sh): {why}"
             );
             eprintln!("SKIPPED {name}: the private mail stack did not start: {why}");
-            stop_private(&dir);
             return None;
         }
     };
-    let env: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches(['\'', '"']).to_string()))
-        .collect();
-    let get = |key: &str| {
-        env.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("start.sh printed no {key}"))
-    };
     let stack = Stack {
-        smtp_port: get("POSTDESK_SMTP_PORT").parse().expect("smtp port"),
-        imap_port: get("POSTDESK_IMAP_PORT").parse().expect("imap port"),
-        ca_cert: PathBuf::from(get("POSTDESK_CA_CERT")),
-        env,
+        smtp_port: running.smtp_port,
+        imap_port: running.imap_port,
+        ca_cert: running.ca.clone(),
+        env: running.env.clone(),
     };
-    Some(PrivateStack { stack, dir })
+    Some(PrivateStack { stack, running })
 }
 
 /// Waits (up to 20 s) until `address` has a message matching `wanted`, and returns it.
