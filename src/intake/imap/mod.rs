@@ -192,6 +192,15 @@ async fn session(
         )
         .await?;
         vitals.synced(crate::app::now_ms());
+        if vitals.storage_problem().is_some() {
+            // A storage failure with no mail left to retry (the cursor write after the move
+            // failed) ends when a write succeeds, not only with the next mail.
+            intake
+                .store()
+                .set_imap_cursor(&settings.mailbox, uidvalidity, cursor)
+                .map_err(IntakeError::from)?;
+            vitals.storage_ok();
+        }
         if *stop.borrow() {
             let _ = session.logout().await;
             return Ok(());
