@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
+use support::count_files;
 use tokio::net::TcpStream;
 
 type Imap = async_imap::Session<TcpStream>;
@@ -111,10 +112,6 @@ fn inbound_count(db: &Path) -> usize {
         .and_then(|c| c.query_row("SELECT count(*) FROM inbound", [], |r| r.get::<_, i64>(0)))
         .map(|n| n as usize)
         .unwrap_or(0)
-}
-
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
 struct Run {

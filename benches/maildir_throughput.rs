@@ -21,9 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
+use support::{count_files, env_num};
 
 fn inbound_count(db: &Path) -> i64 {
     rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -33,12 +31,6 @@ fn inbound_count(db: &Path) -> i64 {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let env_num = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
     let count = if bench {
         env_num("PD_MAILS", 10_000)
     } else {

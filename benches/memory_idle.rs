@@ -15,21 +15,10 @@ mod mailgen;
 #[allow(dead_code)]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::{Daemon, GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
+use support::{count_files, env_num, Daemon, GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
 
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0

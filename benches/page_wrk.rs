@@ -21,14 +21,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Daemon, GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_num, Daemon, GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
 
 /// The `auto_close_after` under which, right now, exactly the generated due tickets are due
 /// (the data is anchored at `ANCHOR_MS`, the daemon uses the clock).

@@ -21,14 +21,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_num, GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
