@@ -171,4 +171,17 @@ fn the_jobs_thread_checkpoints_what_the_daemons_writers_leave_in_the_wal() {
     assert_eq!(db_bytes(), before);
     scheduler.keep_wal_small(1 << 20);
     assert!(db_bytes() > before + (512 << 10), "the pages were copied");
+    // The next write starts the log over and the file is cut back to its limit.
+    intake
+        .process(
+            &mail("olena@example.com", "Again", "w-last@x", "x"),
+            "test",
+            T,
+        )
+        .expect("stored");
+    let after = scheduler.store().wal_bytes();
+    assert!(
+        wal > crate::store::WAL_FILE_LIMIT && after <= crate::store::WAL_FILE_LIMIT,
+        "the log file was {wal} bytes and is {after} bytes after a restart of the log"
+    );
 }

@@ -109,6 +109,9 @@ impl Store {
         // crashes (the promise we test with kill -9), and an fsync per checkpoint suffices.
         enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A burst (a backlog, a big sweep) can grow the WAL file to tens of MB; when SQLite
+        // starts the log over it cuts the file back to this size instead of keeping it.
+        conn.pragma_update(None, "journal_size_limit", WAL_FILE_LIMIT as i64)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store {
             conn,
@@ -231,6 +234,9 @@ impl Store {
             .is_ok()
     }
 }
+
+/// The size the WAL file is cut back to when SQLite starts the log over (bytes).
+pub const WAL_FILE_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// How long a connection waits for another one's write lock before giving up with
 /// `SQLITE_BUSY` (a transient error: the mail in hand stays where it is and is tried again).
