@@ -35,7 +35,6 @@ pub struct Vitals {
     auto_closed: AtomicU64,
     /// Why the last attempt to store a mail failed; `None` once one succeeds.
     storage_failure: Mutex<Option<String>>,
-    storage_failing: AtomicBool,
 }
 
 impl Vitals {
@@ -81,7 +80,6 @@ impl Vitals {
             auto_close_runs: AtomicU64::new(0),
             auto_closed: AtomicU64::new(0),
             storage_failure: Mutex::new(None),
-            storage_failing: AtomicBool::new(false),
         }
     }
 
@@ -150,23 +148,17 @@ impl Vitals {
         if let Ok(mut failure) = self.storage_failure.lock() {
             *failure = Some(reason.to_string());
         }
-        self.storage_failing.store(true, Ordering::Relaxed);
     }
 
     /// Intake stored a mail: any storage failure is over.
     pub fn storage_ok(&self) {
-        if self.storage_failing.swap(false, Ordering::Relaxed) {
-            if let Ok(mut failure) = self.storage_failure.lock() {
-                *failure = None;
-            }
+        if let Ok(mut failure) = self.storage_failure.lock() {
+            *failure = None;
         }
     }
 
     /// Why intake cannot store mail right now, if it cannot.
     pub fn storage_problem(&self) -> Option<String> {
-        if !self.storage_failing.load(Ordering::Relaxed) {
-            return None;
-        }
         let failure = self.storage_failure.lock().ok()?.clone()?;
         Some(format!("intake: cannot store mail: {failure}"))
     }

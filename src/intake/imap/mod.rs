@@ -312,7 +312,6 @@ async fn catch_up(
                 vitals.beat(now);
                 match intake.process(&raw, "imap", now) {
                     Ok(outcome) => {
-                        vitals.storage_ok();
                         queued |= outcome.queued > 0;
                         if outcome.outcome == "quarantined" {
                             failed.push(uid);
@@ -325,6 +324,9 @@ async fn catch_up(
                         break;
                     }
                 }
+            }
+            if !processed.is_empty() || !failed.is_empty() {
+                vitals.storage_ok();
             }
             if queued {
                 let _ = wake.send(());
