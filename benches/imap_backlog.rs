@@ -25,7 +25,7 @@ mod stack;
 #[allow(dead_code)]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -191,9 +191,7 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let bin = std::env::var_os("PD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")));
+    let bin = support::postdesk_bin();
     let stack = stack::Stack::start(Path::new("/tmp/pdms-backlog"), &[]).expect("mail stack");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for count in sizes {

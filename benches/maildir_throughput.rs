@@ -17,7 +17,7 @@ mod mailgen;
 #[allow(dead_code)]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,9 +41,7 @@ fn main() {
     } else {
         20
     };
-    let bin = std::env::var_os("PD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")));
+    let bin = support::postdesk_bin();
 
     let mails = mailgen::backlog(count, 7);
     println!("maildir_throughput: {}", mailgen::describe(&mails));

@@ -15,10 +15,9 @@ mod mailgen;
 #[allow(dead_code)]
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::{count_files, env_num, Daemon, GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
+use support::{count_files, env_num, Daemon, ANCHOR_MS, AUTO_CLOSE_AFTER};
 
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
@@ -46,24 +45,13 @@ fn breakdown(pid: u32) -> String {
 
 fn main() -> anyhow::Result<()> {
     let bench = std::env::args().any(|a| a == "--bench");
-    let options = GenOptions {
-        tickets: if bench {
-            env_num("PD_TICKETS", 100_000)
-        } else {
-            2_000
-        },
-        due_for_auto_close: if bench { 1_000 } else { 10 },
-        featured: if bench { 2_000 } else { 5 },
-        featured_messages: 20,
-    };
+    let options = support::page_database(bench);
     let pages = if bench {
         env_num("PD_PAGES", 2_000)
     } else {
         20
     };
-    let bin = std::env::var_os("PD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")));
+    let bin = support::postdesk_bin();
     let dir = tempfile::tempdir()?;
     let generated = support::generate(&dir.path().join("var"), &options)?;
     let port = support::free_port();

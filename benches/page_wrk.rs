@@ -18,10 +18,10 @@ mod mailgen;
 #[allow(dead_code)]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::{env_num, Daemon, GenOptions, ANCHOR_MS, AUTO_CLOSE_AFTER};
+use support::{env_num, Daemon, ANCHOR_MS, AUTO_CLOSE_AFTER};
 
 /// The `auto_close_after` under which, right now, exactly the generated due tickets are due
 /// (the data is anchored at `ANCHOR_MS`, the daemon uses the clock).
@@ -151,24 +151,9 @@ fn load_average() -> String {
 
 fn main() -> anyhow::Result<()> {
     let bench = std::env::args().any(|a| a == "--bench");
-    let options = GenOptions {
-        tickets: if bench {
-            env_num("PD_TICKETS", 100_000)
-        } else {
-            2_000
-        },
-        due_for_auto_close: if bench { 1_000 } else { 10 },
-        featured: if bench {
-            env_num("PD_FEATURED", 2_000)
-        } else {
-            5
-        },
-        featured_messages: 20,
-    };
+    let options = support::page_database(bench);
     let seconds = env_num("PD_DURATION", 20);
-    let bin = std::env::var_os("PD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")));
+    let bin = support::postdesk_bin();
     if bench {
         ensure_wrk()?;
     }

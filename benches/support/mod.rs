@@ -941,6 +941,33 @@ name = "{AGENT_NAME}"
     )
 }
 
+/// The `postdesk` binary a bench runs: `PD_BIN`, else the one cargo built for the bench.
+pub fn postdesk_bin() -> PathBuf {
+    std::env::var_os("PD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_postdesk")))
+}
+
+/// The database the page and idle-memory benches share (one cached copy): `PD_TICKETS`
+/// (100,000) tickets, 1,000 due, `PD_FEATURED` (2,000) with 20 messages; a small one for the
+/// smoke pass under `cargo test`.
+pub fn page_database(bench: bool) -> GenOptions {
+    GenOptions {
+        tickets: if bench {
+            env_num("PD_TICKETS", 100_000)
+        } else {
+            2_000
+        },
+        due_for_auto_close: if bench { 1_000 } else { 10 },
+        featured: if bench {
+            env_num("PD_FEATURED", 2_000)
+        } else {
+            5
+        },
+        featured_messages: 20,
+    }
+}
+
 /// The number in environment variable `name`, or `default`.
 pub fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
