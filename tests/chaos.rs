@@ -698,18 +698,12 @@ fn an_autoresponder_loop_with_kills_dies_within_the_hourly_limit() {
     let mut daemon = Daemon::start(&scratch);
     std::thread::sleep(Duration::from_millis(800));
     let robot = format!("customer2+robot{}@example.com", nonce());
-    let child = run_robot(&stack, &robot, ROBOT_SECONDS, "human");
-    std::thread::sleep(Duration::from_millis(500));
-    stack.send(
+    let child = run_robot(
+        &stack,
         &robot,
-        SUPPORT,
-        &mail(
-            &robot,
-            "Order status?",
-            &format!("{}@robot.example", nonce()),
-            "",
-            "Where is my order?",
-        ),
+        ROBOT_SECONDS,
+        "human",
+        ("Order status?", "Where is my order?"),
     );
     // Kill -9 the daemon a few times while the robot and postdesk answer each other.
     let mut in_flight: BTreeSet<String> = BTreeSet::new();

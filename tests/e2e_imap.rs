@@ -344,19 +344,13 @@ fn a_robot_that_looks_human_is_answered_at_most_the_hourly_limit() {
     let daemon = Daemon::start(&scratch);
     std::thread::sleep(Duration::from_millis(800));
     let robot = format!("customer2+robot{}@example.com", nonce());
-    let child = run_robot(&stack, &robot, 25, "human");
-    std::thread::sleep(Duration::from_millis(500));
     // It starts with one ordinary request; every answer it gets makes it write a new one.
-    stack.send(
+    let child = run_robot(
+        &stack,
         &robot,
-        "support@example.com",
-        &mail(
-            &robot,
-            "Order status?",
-            &format!("{}@robot.example", nonce()),
-            "",
-            "Where is my order?",
-        ),
+        25,
+        "human",
+        ("Order status?", "Where is my order?"),
     );
     let run = robot_result(child);
     println!(
@@ -399,18 +393,12 @@ fn a_help_desk_robot_with_auto_submitted_is_never_answered() {
     let daemon = Daemon::start(&scratch);
     std::thread::sleep(Duration::from_millis(800));
     let robot = format!("customer2+helpdesk{}@example.com", nonce());
-    let child = run_robot(&stack, &robot, 10, "autoreply");
-    std::thread::sleep(Duration::from_millis(500));
-    stack.send(
+    let child = run_robot(
+        &stack,
         &robot,
-        "support@example.com",
-        &mail(
-            &robot,
-            "Invoice question",
-            &format!("{}@robot.example", nonce()),
-            "",
-            "Please check invoice 42.",
-        ),
+        10,
+        "autoreply",
+        ("Invoice question", "Please check invoice 42."),
     );
     let run = robot_result(child);
     assert_eq!(run.received.len(), 1, "only the first ticket_received");

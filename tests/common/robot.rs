@@ -19,11 +19,18 @@ pub struct RobotRun {
 }
 
 /// Starts the robot for `address` on `stack` for `seconds`, in `mode` (`human` or
-/// `autoreply`).
-pub fn run_robot(stack: &Stack, address: &str, seconds: u32, mode: &str) -> Child {
+/// `autoreply`), and opens the exchange: once it is watching its mailbox, it sends support@
+/// one ordinary request (`subject`, `body`); every answer it gets then makes it write again.
+pub fn run_robot(
+    stack: &Stack,
+    address: &str,
+    seconds: u32,
+    mode: &str,
+    (subject, body): (&str, &str),
+) -> Child {
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/robot.py");
-    Command::new("python3")
+    let child = Command::new("python3")
         .arg(script)
         .arg(address)
         .arg(seconds.to_string())
@@ -31,7 +38,15 @@ pub fn run_robot(stack: &Stack, address: &str, seconds: u32, mode: &str) -> Chil
         .envs(stack.env.iter().cloned())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("run robot.py")
+        .expect("run robot.py");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let message_id = format!("{}@robot.example", super::mailstack::nonce());
+    stack.send(
+        address,
+        "support@example.com",
+        &super::mail(address, subject, &message_id, "", body),
+    );
+    child
 }
 
 /// Waits for the robot to finish and reads its report.
